@@ -1,0 +1,360 @@
+"""Settings: every option from `TRADEGUARD_*` environment variables, validated once, frozen.
+
+- Secret settings (typed `Secret`) may also come from a file named by `TRADEGUARD_<NAME>_FILE`,
+  which must be a regular file owned by the user running tradeguard and closed to group and
+  others; the usual way to pass secrets from systemd credentials, Docker or Kubernetes secrets.
+- `TRADEGUARD_ENV` is `dev` (default) or `production`. A `.env` in the working directory is read
+  in dev only; in production it is ignored with a warning, and development conveniences that
+  are unsafe there (demo mode, the bot sandbox off, debug logging) refuse to start.
+- A `TRADEGUARD_*` variable that names no setting is an error, not a silent default: a typo in
+  `TRADEGUARD_ENV` must not quietly leave a production server in dev mode.
+
+`load_settings()` reads and checks but changes nothing on disk; `ensure_data_dir()` is the one
+step that creates something, and entry points call it when they are about to write.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import shlex
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import (
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tradeguard.core.errors import (
+    ConfigError,
+    DataDirError,
+    InsecurePermissionsError,
+    SecretFileError,
+    UnsafeProductionSetting,
+)
+from tradeguard.core.permissions import create_private_dir, exposure_problem
+from tradeguard.secrets import Secret
+from tradeguard.store.url import DatabaseTarget, resolve_database
+
+__all__ = [
+    "ENV_PREFIX",
+    "Settings",
+    "default_data_dir",
+    "dotenv_path",
+    "ensure_data_dir",
+    "load_settings",
+    "production_problems",
+    "read_secret_file",
+    "secret_setting_names",
+]
+
+ENV_PREFIX = "TRADEGUARD_"
+_MAX_SECRET_FILE = 64 * 1024
+log = logging.getLogger(__name__)
+
+
+def _to_secret(value: object) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str):
+        return Secret(value)
+    raise ValueError("must be text")
+
+
+SecretSetting = Annotated[
+    Secret,
+    PlainValidator(_to_secret),
+    PlainSerializer(repr, return_type=str),
+    WithJsonSchema({"type": "string", "writeOnly": True}),
+]
+
+
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/tradeguard`, or `~/.local/share/tradeguard` (the XDG default)."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "tradeguard"
+
+
+class Settings(BaseSettings):
+    """tradeguard's settings. docs/configuration.md describes each one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="forbid",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    env: Literal["dev", "production"] = "dev"
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: SecretSetting | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    sandbox: Literal["on", "off"] = "on"
+    demo: bool = False
+
+    @field_validator("env", "sandbox", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    def database(self) -> DatabaseTarget:
+        return resolve_database(self.database_url, self.data_dir, production=self.production)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _SecretFileSource(settings_cls), dotenv_settings
+
+
+def _is_secret_field(field: FieldInfo) -> bool:
+    return Secret in {field.annotation, *getattr(field.annotation, "__args__", ())}
+
+
+def secret_setting_names() -> list[str]:
+    """Names of the settings that hold secrets (and so also accept `..._FILE`)."""
+    return [name for name, f in Settings.model_fields.items() if _is_secret_field(f)]
+
+
+def _variable(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
+# -- secret files ------------------------------------------------------------------------------
+
+
+def _read_all(fd: int, variable: str, path: Path) -> bytearray:
+    buf = bytearray(_MAX_SECRET_FILE + 1)
+    view = memoryview(buf)
+    size = 0
+    while size <= _MAX_SECRET_FILE:
+        n = os.readv(fd, [view[size:]])
+        if n == 0:
+            break
+        size += n
+    view.release()
+    if size > _MAX_SECRET_FILE:
+        buf[:] = bytes(len(buf))
+        raise SecretFileError(f"{variable}: {path} is larger than 64 KiB; is it the right file?")
+    del buf[size:]
+    return buf
+
+
+def read_secret_file(variable: str, path: Path) -> Secret:
+    """Read a secret from `path`, refusing a file someone else owns or could read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise SecretFileError(
+            f"{variable}: {path} does not exist; create it or unset {variable}"
+        ) from None
+    except OSError as e:
+        raise SecretFileError(
+            f"{variable}: cannot open {path} ({e.strerror}); check the path"
+        ) from None
+    try:
+        st = os.fstat(fd)  # of the file we opened, so a swapped path cannot slip past the check
+        if not stat.S_ISREG(st.st_mode):
+            raise SecretFileError(f"{variable}: {path} is not a regular file")
+        problem = exposure_problem(path, st, "file")
+        if problem:
+            raise SecretFileError(f"{variable}: {problem}")
+        buf = _read_all(fd, variable, path)
+    finally:
+        os.close(fd)
+    end = len(buf)
+    while end and buf[end - 1] in b"\r\n":  # `echo secret > file` adds a newline
+        end -= 1
+    try:
+        if end == 0:
+            raise SecretFileError(f"{variable}: {path} is empty; write the secret into it")
+        return Secret(memoryview(buf)[:end])
+    finally:
+        buf[:] = bytes(len(buf))
+
+
+class _SecretFileSource(PydanticBaseSettingsSource):
+    """`TRADEGUARD_<NAME>_FILE` for every secret setting."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in secret_setting_names():
+            file_variable = f"{_variable(name)}_FILE"
+            path = os.environ.get(file_variable)
+            if path is None:
+                continue
+            if _variable(name) in os.environ:
+                raise ConfigError(
+                    f"both {_variable(name)} and {file_variable} are set; unset one "
+                    f"(prefer {file_variable}, which keeps the secret out of the environment)"
+                )
+            values[name] = read_secret_file(file_variable, Path(path))
+        return values
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+def _known_variables() -> set[str]:
+    names = {_variable(name) for name in Settings.model_fields}
+    return names | {f"{_variable(name)}_FILE" for name in secret_setting_names()}
+
+
+def _refuse_unknown(variables: set[str], where: str) -> None:
+    known = _known_variables()
+    for variable in sorted(v for v in variables if v.upper().startswith(ENV_PREFIX)):
+        if variable.upper() not in known:
+            close = difflib.get_close_matches(variable.upper(), known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ConfigError(
+                f"{variable} (from {where}) is not a tradeguard setting; {hint}"
+                "see docs/configuration.md for the full list"
+            )
+
+
+def dotenv_path(cwd: Path) -> Path:
+    return cwd / ".env"
+
+
+def _dotenv_file(cwd: Path, production: bool) -> Path | None:
+    """The `.env` to read, if any. Refuses one that tries to switch on production."""
+    path = dotenv_path(cwd)
+    if not path.is_file():
+        return None
+    if production:
+        log.warning("ignored %s: a .env file is never read in production", path)
+        return None
+    values = dotenv_values(path)
+    _refuse_unknown(set(values), str(path))
+    if str(values.get(_variable("env")) or "").strip().lower() == "production":
+        raise ConfigError(
+            f"{path} sets TRADEGUARD_ENV=production, but .env files are ignored in production; "
+            "set TRADEGUARD_ENV in the process environment instead"
+        )
+    return path
+
+
+def _validation_error(error: ValidationError) -> ConfigError:
+    # include_input=False: the rejected value may be a secret; say where, not what.
+    first = error.errors(include_input=False, include_url=False)[0]
+    name = _variable(str(first["loc"][0])) if first["loc"] else "settings"
+    return ConfigError(f"{name}: {first['msg']}; see docs/configuration.md")
+
+
+_PRODUCTION_RULES: tuple[tuple[str, Callable[[Settings], bool], str], ...] = (
+    (
+        "demo",
+        lambda s: s.demo,
+        "TRADEGUARD_DEMO=true is refused in production: demo mode keeps its master key next to "
+        "the data; unset TRADEGUARD_DEMO",
+    ),
+    (
+        "sandbox",
+        lambda s: s.sandbox == "off",
+        "TRADEGUARD_SANDBOX=off is refused in production: bots would run with the server's "
+        "access; unset it and run on a kernel with Landlock and user namespaces",
+    ),
+    (
+        "log_level",
+        lambda s: s.log_level == "DEBUG",
+        "TRADEGUARD_LOG_LEVEL=DEBUG is refused in production: debug logs carry request detail; "
+        "use INFO",
+    ),
+)
+
+
+def production_problems(settings: Settings) -> dict[str, str | None]:
+    """For each setting that is unsafe in production: the refusal, or None when it is fine."""
+    return {
+        name: message if settings.production and unsafe(settings) else None
+        for name, unsafe, message in _PRODUCTION_RULES
+    }
+
+
+def load_settings(*, cwd: Path | None = None, strict: bool = True, **overrides: Any) -> Settings:
+    """Read and check the settings. Raises `ConfigError` (exit code 2) on anything wrong.
+
+    `overrides` take precedence over the environment (the demo uses them for its data dir).
+    `strict=False` skips the production rules and the database URL check, for `doctor`, which
+    reports each of them as its own row instead of stopping at the first.
+    """
+    _refuse_unknown(set(os.environ), "the environment")
+    env = str(overrides.get("env") or os.environ.get(_variable("env"), "dev")).strip().lower()
+    dotenv = _dotenv_file(cwd or Path.cwd(), production=env == "production")
+    try:
+        settings = Settings(_env_file=dotenv, **overrides)
+    except ValidationError as e:
+        raise _validation_error(e) from None
+    if strict:
+        for problem in production_problems(settings).values():
+            if problem:
+                raise UnsafeProductionSetting(problem)
+        settings.database()  # a bad URL fails now, before anything touches the disk
+    return settings
+
+
+def ensure_data_dir(settings: Settings) -> Path:
+    """Create the data directory 0700, or check that the existing one is private."""
+    path = settings.data_dir
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        try:
+            create_private_dir(path)
+        except OSError as e:
+            raise DataDirError(
+                f"cannot create the data directory {path} ({e.strerror}); set "
+                "TRADEGUARD_DATA_DIR to a directory this user can write"
+            ) from None
+        return path
+    except OSError as e:
+        raise DataDirError(f"cannot use the data directory {path} ({e.strerror})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise DataDirError(
+            f"the data directory {path} exists but is not a directory; set TRADEGUARD_DATA_DIR "
+            "to another path"
+        )
+    problem = exposure_problem(path, st, "directory")
+    if problem:
+        raise InsecurePermissionsError(f"data directory: {problem}")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataDirError(
+            f"the data directory {path} is not writable by this user; run: chmod 700 "
+            f"{shlex.quote(str(path))} (as its owner)"
+        )
+    return path

@@ -1,0 +1,1 @@
+"""Domain basics every other layer may use: errors, permission checks."""

@@ -1,0 +1,77 @@
+"""The one exception hierarchy of tradeguard.
+
+Every error a person can cause (bad settings, wrong permissions, a database from the future) is a
+`TradeguardError`. Its message is one line that names what failed and says what to do, and it
+never contains a secret: messages are built from names, paths and modes, never from values.
+Entry points print the message and exit with `exit_code` (2: bad input or configuration).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataDirError",
+    "DatabaseUrlError",
+    "InsecurePermissionsError",
+    "SchemaTooNewError",
+    "SecretFileError",
+    "SecretValueError",
+    "SecretWipedError",
+    "StorageError",
+    "TradeguardError",
+    "UnsafeProductionSetting",
+]
+
+
+class TradeguardError(Exception):
+    """Base of every error tradeguard raises on purpose."""
+
+    exit_code: int = 2
+
+    def __init__(self, message: str) -> None:
+        if "\n" in message:
+            raise ValueError("TradeguardError messages are one line")
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(TradeguardError):
+    """A setting is missing, malformed or not allowed here."""
+
+
+class UnsafeProductionSetting(ConfigError):
+    """A setting that is fine for development was given with TRADEGUARD_ENV=production."""
+
+
+class InsecurePermissionsError(ConfigError):
+    """A file or directory that holds secrets is readable by someone else."""
+
+
+class SecretFileError(ConfigError):
+    """A TRADEGUARD_<NAME>_FILE cannot be used (missing, unreadable, wrong owner or mode)."""
+
+
+class DataDirError(ConfigError):
+    """The data directory cannot be created or used."""
+
+
+class DatabaseUrlError(ConfigError):
+    """TRADEGUARD_DATABASE_URL is malformed, unsupported or unsafe."""
+
+
+class StorageError(TradeguardError):
+    """The database cannot be opened or migrated."""
+
+
+class SchemaTooNewError(StorageError):
+    """The database was written by a newer tradeguard than this one."""
+
+
+class SecretValueError(TradeguardError, ValueError):
+    """A value given as a secret has the wrong shape; the message never quotes the value."""
+
+
+class SecretWipedError(TradeguardError):
+    """A secret was used after `wipe()`."""
+
+    exit_code = 1

@@ -1,0 +1,1 @@
+"""Operations: doctor (deployment checklist); backup, restore and panic come later."""

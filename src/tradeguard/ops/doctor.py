@@ -1,0 +1,206 @@
+"""`tradeguard doctor`: the deployment checklist, run against this host as it is.
+
+Each check reports pass, warn or fail with what it found and how to fix it. Doctor only reads:
+it opens the database read-only and creates nothing, so it is safe to run on a broken or
+half-configured host, which is exactly when it is needed. Later components add their rows here.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from tradeguard.config import (
+    ENV_PREFIX,
+    Settings,
+    dotenv_path,
+    load_settings,
+    production_problems,
+    secret_setting_names,
+)
+from tradeguard.core.errors import TradeguardError
+from tradeguard.core.permissions import exposure_problem
+from tradeguard.store import DatabaseTarget, create_engine, schema_status
+from tradeguard.store.engine import sqlite_files
+from tradeguard.store.url import is_local_host
+
+__all__ = ["Check", "Status", "run_checks"]
+
+Status = Literal["pass", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+
+
+def _user() -> Check:
+    uid = os.geteuid()
+    if uid == 0:
+        return Check(
+            "running user",
+            "warn",
+            "running as root: a bug or an escaped bot would own the whole machine; run "
+            "tradeguard as a dedicated unprivileged user (deploy/tradeguard.service does)",
+        )
+    return Check("running user", "pass", f"{pwd.getpwuid(uid).pw_name} (uid {uid}), not root")
+
+
+def _dotenv(cwd: Path, production: bool) -> Check:
+    path = dotenv_path(cwd)
+    if not path.is_file():
+        return Check(".env file", "pass", f"none in {cwd}")
+    if production:
+        return Check(
+            ".env file",
+            "fail",
+            f"{path} exists; production ignores it, but it leaves secrets in a plain file: "
+            "delete it and pass secrets with TRADEGUARD_*_FILE or a secrets manager",
+        )
+    problem = exposure_problem(path, path.stat(), "file")
+    if problem:
+        return Check(".env file", "warn", f"may hold secrets: {problem}")
+    return Check(".env file", "pass", f"{path} (read in dev only; private)")
+
+
+def _secret_files(environ: Mapping[str, str]) -> Iterator[Check]:
+    found = False
+    for name in secret_setting_names():
+        variable = f"{ENV_PREFIX}{name.upper()}_FILE"
+        if variable not in environ:
+            continue
+        found = True
+        path = Path(environ[variable])
+        try:
+            st = path.stat()
+        except OSError as e:
+            yield Check(variable, "fail", f"{path}: {e.strerror}; fix the path or unset it")
+            continue
+        problem = exposure_problem(path, st, "file")
+        if problem:
+            yield Check(variable, "fail", problem)
+        else:
+            yield Check(variable, "pass", f"{path} is private to its owner")
+    if not found:
+        yield Check("secret files", "pass", "no TRADEGUARD_*_FILE set")
+
+
+def _data_dir(settings: Settings) -> Check:
+    path = settings.data_dir
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return Check("data directory", "warn", f"{path} does not exist yet (created 0700 on use)")
+    if not stat.S_ISDIR(st.st_mode):
+        return Check("data directory", "fail", f"{path} is not a directory")
+    problem = exposure_problem(path, st, "directory")
+    if problem:
+        return Check("data directory", "fail", problem)
+    return Check("data directory", "pass", f"{path} (0700)")
+
+
+def _sqlite_files(target: DatabaseTarget) -> Check:
+    path = target.sqlite_file()
+    if not path.exists():
+        return Check(
+            "database files", "warn", f"{path} not created yet; run: tradeguard db upgrade"
+        )
+    for file in sqlite_files(path):
+        if file.exists():
+            problem = exposure_problem(file, file.stat(), "file")
+            if problem:
+                return Check("database files", "fail", problem)
+    return Check("database files", "pass", f"{path} and its -wal/-shm are 0600")
+
+
+def _postgres_tls(target: DatabaseTarget) -> Check:
+    sslmode = target.url.query.get("sslmode")
+    host = target.url.host or "the local socket"
+    if sslmode == "verify-full":
+        return Check("database TLS", "pass", f"{host}: sslmode=verify-full")
+    if is_local_host(target.url.host):
+        return Check("database TLS", "pass", f"{host} is this machine")
+    return Check(
+        "database TLS",
+        "warn",
+        f"{host} with sslmode={sslmode or 'unset'}: add sslmode=verify-full and sslrootcert "
+        "(production refuses anything weaker)",
+    )
+
+
+def _schema(target: DatabaseTarget) -> Check:
+    if target.sqlite_path is not None and not target.sqlite_path.exists():
+        return Check("database schema", "warn", "no database yet; run: tradeguard db upgrade")
+    try:
+        engine = create_engine(target, read_only=True)
+        try:
+            status = schema_status(engine)
+        finally:
+            engine.dispose()
+    except TradeguardError as e:
+        return Check("database schema", "fail", e.message)
+    except Exception as e:  # noqa: BLE001 - doctor reports, it does not crash
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return Check("database schema", "fail", f"cannot read the database: {reason}")
+    if status.state == "current":
+        return Check("database schema", "pass", f"at revision {status.head} (this version)")
+    if status.state == "newer":
+        return Check(
+            "database schema",
+            "fail",
+            f"at revision {status.current}, newer than this tradeguard knows; upgrade tradeguard",
+        )
+    return Check(
+        "database schema",
+        "warn",
+        f"at {status.current or 'no revision'}, head is {status.head}; run: tradeguard db upgrade",
+    )
+
+
+def _database(settings: Settings) -> Iterator[Check]:
+    try:
+        target = settings.database()
+    except TradeguardError as e:
+        yield Check("database", "fail", e.message)
+        return
+    yield _sqlite_files(target) if target.backend == "sqlite" else _postgres_tls(target)
+    yield _schema(target)
+
+
+_LABELS = {"demo": "demo mode", "sandbox": "bot sandbox", "log_level": "log level"}
+
+
+def _production_rules(settings: Settings) -> Iterator[Check]:
+    for name, problem in production_problems(settings).items():
+        label = _LABELS.get(name, name)
+        if problem:
+            yield Check(label, "fail", problem)
+        else:
+            value = getattr(settings, name)
+            yield Check(label, "pass", f"{ENV_PREFIX}{name.upper()}={value} ({settings.env})")
+
+
+def run_checks(
+    *, cwd: Path | None = None, overrides: Mapping[str, object] | None = None
+) -> list[Check]:
+    """Every check, in the order a person fixes them."""
+    cwd = cwd or Path.cwd()
+    environ = os.environ
+    production = environ.get(f"{ENV_PREFIX}ENV", "").strip().lower() == "production"
+    checks = [_user(), _dotenv(cwd, production), *_secret_files(environ)]
+    try:
+        settings = load_settings(cwd=cwd, strict=False, **dict(overrides or {}))
+    except TradeguardError as e:
+        return [*checks, Check("settings", "fail", e.message)]
+    checks.append(Check("settings", "pass", f"loaded (TRADEGUARD_ENV={settings.env})"))
+    checks.extend(_production_rules(settings))
+    checks.append(_data_dir(settings))
+    checks.extend(_database(settings))
+    return checks

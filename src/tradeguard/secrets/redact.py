@@ -1,0 +1,166 @@
+"""Log redaction: the second line of defence behind the `Secret` types.
+
+`install()` is called by every entry point. From then on every record handled by any logger
+(ours and third-party ones alike: uvicorn, httpx, ccxt, sqlalchemy) is redacted before a single
+handler sees it: its message, its arguments, its traceback, its stack and any `extra` fields.
+
+Why `Logger.handle` and not a filter: a filter on the root logger only sees records logged on the
+root logger itself, not those propagated from child loggers; filters on handlers miss handlers
+that libraries add later; and a record factory runs before `extra` fields are attached. Every
+record of every logger, whatever its handlers, goes through `Logger.handle` once.
+
+The hook never raises and never drops a record: if redaction itself fails, the record is kept
+and its text is replaced by a notice (failing closed: the text is lost, not leaked).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from tradeguard.secrets._registry import live_values
+from tradeguard.secrets.patterns import marker, redact_text
+from tradeguard.secrets.secret import Secret
+from tradeguard.secrets.tracebacks import format_exception, is_sensitive_name
+
+__all__ = [
+    "RedactingFilter",
+    "format_exception",
+    "install",
+    "installed",
+    "redact_record",
+    "redact_text",
+    "register",
+    "uninstall",
+    "unregister",
+]
+
+_DONE = "_tradeguard_redacted"
+_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    _DONE,
+}
+_WITHHELD = (
+    f"{marker('unredactable')} a log message could not be redacted and was withheld; "
+    "please report this with the logger name"
+)
+
+
+def register(secret: Secret) -> None:
+    """Redact `secret`'s value (and its URL, base64 and hex spellings) until it is wiped."""
+    live_values.add(secret)
+
+
+def unregister(secret: Secret) -> None:
+    live_values.discard(secret)
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # noqa: BLE001 - any failure of user __str__/format must not escape
+        # The format and its arguments disagree; show both (redacted) instead of failing later
+        # in a handler, where logging would print the raw arguments to stderr.
+        return f"{record.msg!s} (log arguments did not match the format: {record.args!r})"
+
+
+def _redact_extra(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: marker("credential") if isinstance(k, str) and is_sensitive_name(k) else v
+            for k, v in ((k, _redact_extra(v)) for k, v in value.items())
+        }
+    if isinstance(value, list | tuple):
+        return [_redact_extra(v) for v in value]
+    return redact_text(str(value))
+
+
+def redact_record(record: logging.LogRecord) -> None:
+    """Redact `record` in place, once. Never raises."""
+    if record.__dict__.get(_DONE):
+        return
+    try:
+        record.msg = redact_text(_message(record))
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = format_exception(record.exc_info[1])
+        elif record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        # Handlers that render exc_info themselves (with locals, say) get nothing to render.
+        record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
+        if len(record.__dict__) > len(_STANDARD_ATTRS) - 3:
+            for name in record.__dict__.keys() - _STANDARD_ATTRS:
+                record.__dict__[name] = (
+                    marker("credential")
+                    if is_sensitive_name(name)
+                    else _redact_extra(record.__dict__[name])
+                )
+    except Exception:  # noqa: BLE001 - the hook never raises; it withholds instead
+        record.msg, record.args = _WITHHELD, None
+        record.exc_info = record.exc_text = record.stack_info = None
+    record.__dict__[_DONE] = True
+
+
+class RedactingFilter(logging.Filter):
+    """The same redaction as a filter, for handlers built outside a process that ran install()."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact_record(record)
+        return True
+
+
+# -- installation ------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_original_handle = logging.Logger.handle
+_original_excepthook = sys.excepthook
+_original_threading_excepthook = threading.excepthook
+
+
+def _redacting_handle(self: logging.Logger, record: logging.LogRecord) -> Any:
+    redact_record(record)
+    return _original_handle(self, record)
+
+
+def _excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    sys.stderr.write(format_exception(exc.with_traceback(tb)))
+
+
+def _threading_excepthook(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None or args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread else "unknown"
+    sys.stderr.write(f"Exception in thread {name}:\n{format_exception(args.exc_value)}")
+
+
+def install() -> None:
+    """Redact every log record and every uncaught traceback in this process. Idempotent."""
+    with _lock:
+        logging.Logger.handle = _redacting_handle  # type: ignore[method-assign]
+        sys.excepthook = _excepthook
+        threading.excepthook = _threading_excepthook
+
+
+def uninstall() -> None:
+    """Undo install(); for tests and benchmarks that compare with and without redaction."""
+    with _lock:
+        logging.Logger.handle = _original_handle  # type: ignore[method-assign]
+        sys.excepthook = _original_excepthook
+        threading.excepthook = _original_threading_excepthook
+
+
+def installed() -> bool:
+    return logging.Logger.handle is _redacting_handle
