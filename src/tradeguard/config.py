@@ -22,7 +22,7 @@ import shlex
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -139,13 +139,16 @@ class Settings(BaseSettings):
         return init_settings, env_settings, _SecretFileSource(settings_cls), dotenv_settings
 
 
-def _is_secret_field(field: FieldInfo) -> bool:
-    return Secret in {field.annotation, *getattr(field.annotation, "__args__", ())}
+def _holds_secret(annotation: object) -> bool:
+    """True for `Secret`, `Secret | None`, `Annotated[Secret, ...]` and the like."""
+    if isinstance(annotation, type) and issubclass(annotation, Secret):
+        return True
+    return any(_holds_secret(arg) for arg in get_args(annotation))
 
 
 def secret_setting_names() -> list[str]:
     """Names of the settings that hold secrets (and so also accept `..._FILE`)."""
-    return [name for name, f in Settings.model_fields.items() if _is_secret_field(f)]
+    return [name for name, f in Settings.model_fields.items() if _holds_secret(f.annotation)]
 
 
 def _variable(name: str) -> str:
@@ -343,7 +346,10 @@ def ensure_data_dir(settings: Settings) -> Path:
             ) from None
         return path
     except OSError as e:
-        raise DataDirError(f"cannot use the data directory {path} ({e.strerror})") from None
+        raise DataDirError(
+            f"cannot use the data directory {path} ({e.strerror}); set TRADEGUARD_DATA_DIR to a "
+            "directory this user can write"
+        ) from None
     if not stat.S_ISDIR(st.st_mode):
         raise DataDirError(
             f"the data directory {path} exists but is not a directory; set TRADEGUARD_DATA_DIR "

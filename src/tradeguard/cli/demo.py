@@ -64,6 +64,8 @@ def demo(
     out.print(f"Database: {store.target.describe()}, schema {store.after.head}", markup=False)
     checks = run_checks(overrides=overrides)
     render_checks(checks)
-    out.print(Panel(Text(_COMING), title="what `make demo` will show"), soft_wrap=False)
+    out.print(
+        Panel(Text(_COMING), title="what `make demo` will show", expand=False), soft_wrap=False
+    )
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)

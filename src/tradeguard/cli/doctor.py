@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -30,9 +32,16 @@ def render_checks(checks: Sequence[Check]) -> None:
     out.print(f"{counts['pass']} pass, {counts['warn']} warn, {counts['fail']} fail", markup=False)
 
 
-def doctor() -> None:
+def doctor(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the checks as JSON, for scripts and monitoring.")
+    ] = False,
+) -> None:
     """Check this deployment against the security checklist (read-only)."""
     checks = run_checks()
-    render_checks(checks)
+    if as_json:
+        out.print_json(data=[asdict(c) for c in checks])
+    else:
+        render_checks(checks)
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)

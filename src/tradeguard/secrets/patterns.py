@@ -184,10 +184,11 @@ _SENSITIVE_NAME = re.compile(
     r"|(?<![a-z0-9])sign(?![a-z0-9])"
 )
 _SEGMENTS = re.compile(r"[-_.]|(?<=[a-z0-9])(?=[A-Z])")
-# Field names that mention a credential but hold something public about it.
+# Names that mention a credential but hold something public about it, and exception classes
+# (`KeyError: 'x'` in every traceback is not a field called KeyError).
 _PUBLIC_TAILS = frozenset(("id", "ids", "version", "count", "len", "length", "type", "name",
     "kind", "hash", "fingerprint", "size", "expiry", "expires", "ttl", "at", "index", "path",
-    "file", "tokens"))  # fmt: skip
+    "file", "tokens", "error", "exception", "warning"))  # fmt: skip
 # Bare words that are credential fields even without `_`, `-` or camelCase (`password: x`).
 _BARE_FIELDS = frozenset(("key", "apikey", "secret", "token", "password", "passwd", "pwd",
     "passphrase", "signature", "sign", "authorization", "cookie", "credential", "credentials",

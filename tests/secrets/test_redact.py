@@ -1,0 +1,259 @@
+"""The redaction hook: every record of every logger, whatever its handlers, is redacted."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+
+from tradeguard.secrets import ApiSecret, Secret, redact
+
+
+@pytest.fixture
+def installed() -> Iterator[None]:
+    redact.install()
+    try:
+        yield
+    finally:
+        redact.uninstall()
+
+
+class Capture(logging.Handler):
+    """A handler that formats records like a real one and keeps the text and the records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stream = io.StringIO()
+        self.records: list[logging.LogRecord] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.stream.write(self.format(record) + "\n")
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+
+@pytest.fixture
+def capture() -> Iterator[Capture]:
+    handler = Capture()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+def _signed_url() -> tuple[str, str]:
+    signature = secrets.token_hex(32)
+    return (
+        f"GET https://api.binance.com/api/v3/account?timestamp=1&signature={signature}",
+        signature,
+    )
+
+
+@pytest.mark.usefixtures("installed")
+@pytest.mark.parametrize(
+    "name", ["tradeguard.gateway", "uvicorn.access", "httpx", "ccxt.base.exchange", "sqlalchemy"]
+)
+def test_child_loggers_propagating_to_the_root_are_redacted(capture: Capture, name: str) -> None:
+    url, signature = _signed_url()
+    logging.getLogger(name).warning("request %s", url)  # sqlalchemy defaults to WARNING
+    assert signature not in capture.text
+    assert "signature=[REDACTED:credential]" in capture.text
+
+
+@pytest.mark.usefixtures("installed")
+def test_a_library_logger_with_its_own_handler_added_later_is_redacted() -> None:
+    logger = logging.getLogger("thirdparty.client")
+    logger.propagate = False
+    handler = Capture()
+    logger.addHandler(handler)  # added after install(), as libraries do at import or first use
+    try:
+        url, signature = _signed_url()
+        logger.warning("retrying %s", url)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    assert signature not in handler.text
+    assert len(handler.records) == 1
+
+
+def test_without_install_the_same_record_leaks(capture: Capture) -> None:
+    """The control for the tests above: the hook, not the handler, does the redacting."""
+    url, signature = _signed_url()
+    logging.getLogger("httpx").info("request %s", url)
+    assert signature in capture.text
+
+
+@pytest.mark.usefixtures("installed")
+def test_live_values_are_redacted_in_every_encoding(capture: Capture) -> None:
+    raw = "k3y/" + secrets.token_urlsafe(24) + "+=&"
+    secret = ApiSecret(raw)
+    redact.register(secret)
+    encoded = raw.encode()
+    forms = {
+        "raw": raw,
+        "url": quote(raw, safe=""),
+        "b64": base64.b64encode(encoded).decode(),
+        "b64url": base64.urlsafe_b64encode(encoded).decode().rstrip("="),
+        "hex": encoded.hex(),
+        "HEX": encoded.hex().upper(),
+    }
+    log = logging.getLogger("somewhere.deep")
+    for label, form in forms.items():
+        log.info("%s form: <%s>", label, form)
+    for form in forms.values():
+        assert form not in capture.text
+    assert capture.text.count("[REDACTED:api_secret]") == len(forms)
+    secret.wipe()
+
+
+@pytest.mark.usefixtures("installed")
+def test_a_wiped_secret_is_no_longer_searched_for(capture: Capture) -> None:
+    raw = secrets.token_urlsafe(24)
+    secret = Secret(raw)
+    redact.register(secret)
+    logging.getLogger("x").info("before %s", raw)
+    secret.wipe()
+    logging.getLogger("x").info("after %s", raw)
+    before, after = capture.text.splitlines()
+    assert raw not in before
+    assert raw in after  # "live" means until wiped; patterns remain the second line
+
+
+def test_short_values_are_not_registered() -> None:
+    short = Secret("1234567")  # would match ordinary numbers in every line
+    redact.register(short)
+    assert redact.redact_text("id 1234567") == "id 1234567"
+
+
+@pytest.mark.usefixtures("installed")
+def test_mismatched_arguments_are_kept_redacted_and_do_not_raise(capture: Capture) -> None:
+    url, signature = _signed_url()
+    logging.getLogger("x").info("two placeholders %s %s", url)
+    assert len(capture.records) == 1
+    assert signature not in capture.text
+    assert "did not match the format" in capture.text
+
+
+@pytest.mark.usefixtures("installed")
+def test_a_message_whose_str_raises_is_withheld_not_dropped(capture: Capture) -> None:
+    class Hostile:
+        def __str__(self) -> str:
+            raise RuntimeError("boom")
+
+        def __repr__(self) -> str:
+            raise RuntimeError("boom")
+
+    logging.getLogger("x").error(Hostile())
+    assert len(capture.records) == 1
+    assert "could not be redacted and was withheld" in capture.text
+
+
+@pytest.mark.usefixtures("installed")
+def test_exception_text_is_redacted_and_exc_info_is_not_passed_on(capture: Capture) -> None:
+    url, signature = _signed_url()
+    try:
+        raise ConnectionError(f"request failed: {url}")
+    except ConnectionError:
+        logging.getLogger("ccxt").exception("order failed")
+    assert signature not in capture.text
+    assert "ConnectionError: request failed" in capture.text
+    assert capture.records[0].exc_info is None  # no handler can render the raw traceback
+
+
+@pytest.mark.usefixtures("installed")
+def test_stack_info_is_redacted(capture: Capture) -> None:
+    token = "xoxb-" + secrets.token_hex(12)
+
+    def deep(slack_token: str) -> None:
+        logging.getLogger("x").info("where am I %s", slack_token, stack_info=True)
+
+    deep(token)
+    assert token not in capture.text
+    assert "Stack (most recent call last)" in capture.text
+
+
+@pytest.mark.usefixtures("installed")
+def test_extra_fields_are_redacted_by_name_and_by_content(capture: Capture) -> None:
+    api_key, password = secrets.token_hex(16), secrets.token_urlsafe(16)
+    bearer = secrets.token_urlsafe(24)
+    logging.getLogger("x").info(
+        "structured",
+        extra={
+            "api_key": api_key,
+            "payload": {"user": "bob", "nested": {"password": password}},
+            "header": f"Bearer {bearer}",
+        },
+    )
+    record = capture.records[0]
+    assert record.api_key == "[REDACTED:credential]"  # type: ignore[attr-defined]
+    assert record.payload == {  # type: ignore[attr-defined]
+        "user": "bob",
+        "nested": {"password": "[REDACTED:credential]"},
+    }
+    assert bearer not in record.header  # type: ignore[attr-defined]
+
+
+def test_the_filter_form_redacts_for_handlers_outside_an_installed_process() -> None:
+    handler = Capture()
+    handler.addFilter(redact.RedactingFilter())
+    logger = logging.getLogger("filtered.only")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        url, signature = _signed_url()
+        logger.info("request %s", url)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    assert signature not in handler.text
+
+
+def test_install_is_idempotent_and_uninstall_restores() -> None:
+    original = logging.Logger.handle
+    redact.install()
+    redact.install()
+    assert redact.installed()
+    redact.uninstall()
+    assert logging.Logger.handle is original
+    assert not redact.installed()
+
+
+_CRASH = """
+import threading
+from tradeguard.secrets import redact
+redact.install()
+def worker():
+    raise RuntimeError("thread saw https://hooks.slack.com/services/T0/B0/{slack}")
+t = threading.Thread(target=worker); t.start(); t.join()
+raise ValueError("main saw postgresql://bot:{password}@db/x")
+"""
+
+
+def test_uncaught_tracebacks_in_main_and_threads_are_redacted() -> None:
+    password, slack = secrets.token_urlsafe(12), secrets.token_hex(12)
+    script = _CRASH.format(password=password, slack=slack)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert "ValueError: main saw postgresql://bot:[REDACTED:url_password]@db/x" in done.stderr
+    assert "hooks.slack.com/services/[REDACTED:slack_webhook]" in done.stderr
+    assert password not in done.stderr
+    assert slack not in done.stderr
