@@ -128,6 +128,30 @@ main(["boom"])
 """
 
 
+_PROCESS_STATE = """
+import os, resource
+from tradeguard.cli.main import app, main
+
+@app.command("state")
+def state() -> None:
+    print(oct(os.umask(0)), resource.getrlimit(resource.RLIMIT_CORE))
+
+main(["state"])
+"""
+
+
+def test_every_run_is_private_and_cannot_dump_core(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROCESS_STATE],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        umask=0o022,
+        check=False,
+    )
+    assert done.stdout.split(maxsplit=1) == ["0o77", "(0, 0)\n"]
+
+
 def test_a_crash_prints_a_report_without_secrets_and_exits_1(tmp_path: Path) -> None:
     secret, key = secrets.token_hex(32), secrets.token_hex(16)
     done = subprocess.run(

@@ -257,3 +257,12 @@ def test_uncaught_tracebacks_in_main_and_threads_are_redacted() -> None:
     assert "hooks.slack.com/services/[REDACTED:slack_webhook]" in done.stderr
     assert password not in done.stderr
     assert slack not in done.stderr
+
+
+def test_the_fast_field_guard_admits_every_credential_field_name() -> None:
+    """patterns._may_hold_field is an unrolled copy of the field words, kept for speed."""
+    from tradeguard.secrets import patterns
+
+    names = [*patterns._BARE_FIELDS, "X-BAPI-SIGN", "okx_passphrase", "binanceApiKey", "pwd"]
+    assert all(patterns._may_hold_field(name.lower()) for name in names)
+    assert not patterns._may_hold_field("strategy signal generated, check passed")

@@ -1,7 +1,8 @@
 """Entry point of the `tradeguard` command.
 
 Before any command runs: the umask becomes 077 (every file we create is private even if a code
-path forgets to say so), log redaction is installed, and logging goes to stderr. A
+path forgets to say so), core dumps are switched off (a dump would hold every secret in
+memory), log redaction is installed, and logging goes to stderr. A
 `TradeguardError` prints one line (`error: what failed; what to do`) and exits with its code
 (2 for bad input or configuration). Anything else is a bug: the traceback is printed with
 secrets scrubbed from its locals and text, and the exit code is 1. Typer's own pretty
@@ -11,6 +12,7 @@ tracebacks are off because they print every local variable, secrets included.
 from __future__ import annotations
 
 import os
+import resource
 import sys
 from typing import Annotated
 
@@ -53,8 +55,13 @@ def _root(
     """tradeguard: trading bots that never hold your keys."""
 
 
-def main(argv: list[str] | None = None) -> None:
+def _harden_process() -> None:
     os.umask(0o077)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def main(argv: list[str] | None = None) -> None:
+    _harden_process()
     redact.install()
     configure_logging("INFO")
     try:

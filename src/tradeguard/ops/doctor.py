@@ -48,7 +48,7 @@ def _user() -> Check:
             "running user",
             "warn",
             "running as root: a bug or an escaped bot would own the whole machine; run "
-            "tradeguard as a dedicated unprivileged user (deploy/tradeguard.service does)",
+            "tradeguard as a dedicated unprivileged user",
         )
     return Check("running user", "pass", f"{pwd.getpwuid(uid).pw_name} (uid {uid}), not root")
 

@@ -36,12 +36,13 @@ def marker(kind: str) -> str:
     return f"{MARKER_PREFIX}{kind}]"
 
 
-_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+# A field name: `api_key`, `X-MBX-APIKEY`, `okx.passphrase`.
+_NAME_RUN = re.compile(r"[A-Za-z0-9_.\-]*")
 
 # -- 2. PEM ------------------------------------------------------------------------------------
 
 _PEM = re.compile(
-    r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK)?-----"
+    r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY((?: BLOCK)?)-----"
     r"(?:.*?-----END \1PRIVATE KEY\2-----|.*\Z)",
     re.S,
 )
@@ -76,8 +77,9 @@ def _basic(text: str) -> str:
 # -- 4-8. token shapes -------------------------------------------------------------------------
 
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+# `(?!\*\*\*@)`: SQLAlchemy and others already print `user:***@`; leave their mask alone.
 _URL_PASSWORD = re.compile(
-    r"\b([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\[\]]*):(?!\[REDACTED:)[^\s@/?#]+@"
+    r"\b([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\[\]]*):(?!\[REDACTED:|\*\*\*@)[^\s@/?#]+@"
 )
 _SLACK_WEBHOOK = re.compile(
     r"(https?://hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9_/\-]+"
@@ -110,43 +112,75 @@ def _aws(text: str) -> str:
 
 # -- 9. 64-hex keys ----------------------------------------------------------------------------
 
-_HEX64 = re.compile(r"(?<![0-9A-Za-z])(?:0x)?[0-9a-fA-F]{64}(?![0-9A-Za-z])")
 _KEYISH = ("key", "secret", "priv", "seed", "signer")
 _LABEL_SEPARATORS = " \t\"':="
 
 
 def _label_before(text: str, at: int) -> str:
     """The field name or word just before position `at`, past quotes, `:`, `=` and spaces."""
-    end = len(text[max(0, at - 16) : at].rstrip(_LABEL_SEPARATORS)) + max(0, at - 16)
-    start = end
-    while start > 0 and end - start < 64 and text[start - 1] in _NAME_CHARS:
-        start -= 1
-    return text[start:end]
+    window = text[max(0, at - 80) : at].rstrip(_LABEL_SEPARATORS)[::-1]
+    name = _NAME_RUN.match(window)
+    return name[0][::-1] if name else ""
+
+
+def _hex_key_spans(text: str, hexes: bytes) -> list[tuple[int, int]]:
+    """Spans of exactly-64-hex-digit tokens (with any `0x`) that follow a key-ish label.
+
+    `hexes` marks each hex digit of `text` with `x` (see _HEX_COLON_MAP), so runs are found by
+    `bytes.find` instead of a regex stepping through every position.
+    """
+    spans = []
+    at = hexes.find(_HEX_RUN)
+    while at != -1:
+        tail = hexes[at : at + 65]
+        length = len(tail) - len(tail.lstrip(b"x"))
+        end = at + length
+        start = at - 2 if text[max(0, at - 2) : at] in ("0x", "0X") else at
+        alone = not text[start - 1 : start].isalnum() and not text[end : end + 1].isalnum()
+        if length == 64 and alone:
+            label = _label_before(text, start).lower()
+            if any(word in label for word in _KEYISH):
+                spans.append((start, end))
+        if length > 64:  # a longer run (a signature, a hash chain): skip all of it
+            end = at + len(hexes[at:]) - len(hexes[at:].lstrip(b"x"))
+        at = hexes.find(_HEX_RUN, end)
+    return spans
+
+
+def _replace_spans(text: str, spans: list[tuple[int, int]], kind: str) -> str:
+    out, done = [], 0
+    for start, end in spans:
+        out += [text[done:start], marker(kind)]
+        done = end
+    return "".join(out) + text[done:]
 
 
 def _hex_keys(text: str) -> str:
-    def replace(m: re.Match[str]) -> str:
-        label = _label_before(text, m.start()).lower()
-        return marker("hex_key") if any(word in label for word in _KEYISH) else m[0]
-
-    return _HEX64.sub(replace, text)
+    # The map is rebuilt because earlier rules may have replaced text and moved positions.
+    hexes = text.encode("ascii", "replace").translate(_HEX_COLON_MAP)
+    return _replace_spans(text, _hex_key_spans(text, hexes), "hex_key")
 
 
 # -- 10. BIP39 mnemonics -----------------------------------------------------------------------
 
-# Every English list word is 3-8 lowercase letters; a run of 12+ such words is a candidate.
-_WORD_RUN = re.compile(r"(?<![A-Za-z])(?:[a-z]{3,8} ){11,}[a-z]{3,8}(?![A-Za-z])")
 _LONGEST_FIRST = sorted(bip39.VALID_LENGTHS, reverse=True)
+_SHORTEST = min(bip39.VALID_LENGTHS)
 
 
-def _mnemonic_spans(words: list[str]) -> list[tuple[int, int]]:
+def _mnemonic_windows(words: list[str]) -> list[tuple[int, int]]:
+    """(first, last+1) word indexes of each checksum-valid phrase, longest first, no overlap."""
+    listed = [w in bip39.WORDS for w in words]
     spans: list[tuple[int, int]] = []
     i = 0
-    while i < len(words):
+    while i <= len(words) - _SHORTEST:
+        run = 0
+        while i + run < len(words) and listed[i + run]:
+            run += 1
+        if run < _SHORTEST:  # prose: a word off the list ends the run; jump past it
+            i += run + 1
+            continue
         for length in _LONGEST_FIRST:
-            window = words[i : i + length]
-            complete = len(window) == length and all(w in bip39.WORDS for w in window)
-            if complete and bip39.checksum_ok(window):
+            if length <= run and bip39.checksum_ok(words[i : i + length]):
                 spans.append((i, i + length))
                 i += length
                 break
@@ -155,40 +189,57 @@ def _mnemonic_spans(words: list[str]) -> list[tuple[int, int]]:
     return spans
 
 
-def _mnemonics(text: str) -> str:
-    def replace(m: re.Match[str]) -> str:
-        words = m[0].split(" ")
-        spans = _mnemonic_spans(words)
-        if not spans:
-            return m[0]
-        out: list[str] = []
-        at = 0
-        for start, end in spans:
-            out.extend(words[at:start])
-            out.append(marker("mnemonic"))
-            at = end
-        out.extend(words[at:])
-        return " ".join(out)
+def _mnemonics_in(segment: str) -> str:
+    """Redact phrases in a stretch of lowercase letters and spaces (single spaces separate)."""
+    words = segment.split(" ")
+    windows = _mnemonic_windows(words)
+    if not windows:
+        return segment
+    out: list[str] = []
+    done = 0
+    for first, last in windows:
+        out += [*words[done:first], marker("mnemonic")]
+        done = last
+    return " ".join(out + words[done:])
 
-    return _WORD_RUN.sub(replace, text)
+
+def _mnemonics(text: str) -> str:
+    """Mnemonics are 12+ lowercase list words: only stretches of [a-z ] long enough to hold one
+    (found with `bytes.find` on a class map) are split into words and checked."""
+    letters = text.encode("ascii", "replace").translate(_WORDS_MAP)
+    spans = []
+    at = letters.find(_WORD_RUN_MIN)
+    while at != -1:
+        start = letters.rfind(b"\0", 0, at) + 1
+        end = letters.find(b"\0", at)
+        end = len(letters) if end == -1 else end
+        spans.append((start, end))
+        at = letters.find(_WORD_RUN_MIN, end)
+    out, done = [], 0
+    for start, end in spans:
+        out += [text[done:start], _mnemonics_in(text[start:end])]
+        done = end
+    return "".join(out) + text[done:]
 
 
 # -- 11. credential-named fields ---------------------------------------------------------------
 
-# `sign` covers `signature` and the `X-BAPI-SIGN` style; whether a name holding it is a credential
-# (`sign`, `X-BAPI-SIGN`: yes; `signal`: no) is decided on the whole name by _SENSITIVE_NAME.
+# Words whose every occurrence is examined as a possible field name. `pass` and `sign` are wider
+# than what counts (`passed`, `signal`); _is_credential_name decides on the whole name.
+# _may_hold_field below is the same list as a fast guard; tests keep the two in step.
 _FIELD_WORDS = ("key", "secret", "token", "pass", "pwd", "sign", "credential", "auth", "cookie",
                 "mnemonic")  # fmt: skip
 _SENSITIVE_NAME = re.compile(
     r"key|secret|token|passw|passphrase|pwd|signature|credential|auth|cookie|mnemonic"
-    r"|(?<![a-z0-9])sign(?![a-z0-9])"
 )
 _SEGMENTS = re.compile(r"[-_.]|(?<=[a-z0-9])(?=[A-Z])")
 # Names that mention a credential but hold something public about it, and exception classes
 # (`KeyError: 'x'` in every traceback is not a field called KeyError).
 _PUBLIC_TAILS = frozenset(("id", "ids", "version", "count", "len", "length", "type", "name",
     "kind", "hash", "fingerprint", "size", "expiry", "expires", "ttl", "at", "index", "path",
-    "file", "tokens", "error", "exception", "warning"))  # fmt: skip
+    "file", "tokens", "error", "exception", "warning", "strength", "language", "lang", "words",
+    "wordlist", "bits", "algorithm", "alg", "format", "mode", "url", "uri",
+    "endpoint"))  # fmt: skip
 # Bare words that are credential fields even without `_`, `-` or camelCase (`password: x`).
 _BARE_FIELDS = frozenset(("key", "apikey", "secret", "token", "password", "passwd", "pwd",
     "passphrase", "signature", "sign", "authorization", "cookie", "credential", "credentials",
@@ -202,15 +253,19 @@ _ALREADY_REDACTED = re.compile(r"[ \t]*\[REDACTED:")
 
 def _is_credential_name(name: str) -> bool:
     tail = _SEGMENTS.split(name)[-1].lower()
-    return tail not in _PUBLIC_TAILS and _SENSITIVE_NAME.search(name.lower()) is not None
+    if tail in _PUBLIC_TAILS:
+        return False
+    # `sign` counts only as the last segment (X-BAPI-SIGN, sign=), not in `sign_method`.
+    return tail == "sign" or _SENSITIVE_NAME.search(name.lower()) is not None
 
 
 def _looks_like_field(name: str) -> bool:
-    """A `name:` is a field (header, YAML key) and not prose like `auth: login failed`."""
+    """A `name:` is a field (header, YAML key), not prose (`auth: login failed`) and not a
+    logger or module name (`botocore.credentials: Found credentials`)."""
+    if "." in name:
+        return False
     return (
-        name.lower() in _BARE_FIELDS
-        or any(c in name for c in "-_.")
-        or _SEGMENTS.search(name) is not None
+        name.lower() in _BARE_FIELDS or "-" in name or "_" in name or bool(_SEGMENTS.search(name))
     )
 
 
@@ -247,27 +302,34 @@ def _word_hits(lowered: str) -> list[tuple[int, int]]:
     return hits
 
 
+def _name_around(text: str, backwards: str, start: int, end: int, floor: int) -> tuple[int, int]:
+    """Extend the hit text[start:end] to the whole field name around it (not below `floor`)."""
+    before = _NAME_RUN.match(backwards, len(text) - start)
+    after = _NAME_RUN.match(text, end)
+    start -= before.end() - before.start() if before else 0
+    return max(start, floor), after.end() if after else end
+
+
 def _fields(text: str) -> str:
     out: list[str] = []
-    done = 0
-    for start, end in _word_hits(_lower_same_length(text)):
-        if start < done:
+    done = examined = 0
+    backwards = text[::-1]  # to extend a name to the left with one C-speed regex match
+    for hit_start, hit_end in _word_hits(_lower_same_length(text)):
+        if hit_start < examined:  # inside a name already looked at, or already replaced
             continue
-        while start > done and text[start - 1] in _NAME_CHARS:
-            start -= 1
-        while end < len(text) and text[end] in _NAME_CHARS:
-            end += 1
-        if not _is_credential_name(text[start:end]):
-            continue
+        start, end = _name_around(text, backwards, hit_start, hit_end, done)
+        examined = end
+        # Cheapest test first: most hits (`PUBLIC KEY-----`, `token` in prose) have no value.
         span = _field_value_span(text, start, end)
-        if span is None or span[0] == span[1]:
+        if span is None or span[0] == span[1] or not _is_credential_name(text[start:end]):
             continue
         value_start, value_end = span
-        if text.startswith(MARKER_PREFIX, value_start) or _ALREADY_REDACTED.match(text, value_end):
+        # A value holding a marker was handled by a more specific rule (`Bearer [REDACTED:..]`,
+        # `session=[REDACTED:jwt]`); so was one followed by a marker (`Bearer` + marker).
+        if MARKER_PREFIX in text[value_start:value_end] or _ALREADY_REDACTED.match(text, value_end):
             continue
-        out.append(text[done:value_start])
-        out.append(marker("credential"))
-        done = value_end
+        out += [text[done:value_start], marker("credential")]
+        done = examined = value_end
     if not out:
         return text
     out.append(text[done:])
@@ -286,15 +348,37 @@ def _class_map(*groups: tuple[bytes, bytes]) -> bytes:
     return bytes(table)
 
 
-_HEX = b"0123456789abcdefABCDEF"
-_DIGITS = b"0123456789"
-_LOWER_WORDS = b"abcdefghijklmnopqrstuvwxyz "
-_HEX_MAP = _class_map((_HEX, b"x"))
-_DIGIT_MAP = _class_map((_DIGITS, b"9"), (b":", b":"))
-_WORDS_MAP = _class_map((_LOWER_WORDS, b"a"))
+# Hex digits and the colon, for two guards on one translation: "64 hex digits in a row" (hex
+# keys) and "8 digits and a colon" (Telegram tokens; letters a-f pass too, the regex decides).
+_HEX_COLON_MAP = _class_map((b"0123456789abcdefABCDEF", b"x"), (b":", b":"))
+_HEX_RUN_SHORT = b"x" * 16  # searching a short needle first is several times cheaper
 _HEX_RUN = b"x" * 64
-_TELEGRAM_HEAD = b"9" * 8 + b":"
-_WORD_RUN_MIN = b"a" * (12 * 3 + 11)  # twelve 3-letter words and the spaces between them
+_TELEGRAM_HEAD = b"x" * 8 + b":"
+_TELEGRAM_MIN_LEN = 8 + 1 + 35  # the shortest token; a 64-hex key is longer still
+# Lowercase letters and the space: a mnemonic is at least twelve 3-letter words and 11 spaces.
+_WORDS_MAP = _class_map((b"abcdefghijklmnopqrstuvwxyz ", b"a"))
+_WORD_RUN_MIN = b"a" * (12 * 3 + 11)
+
+
+# `sign` alone or `signature`, not `signal`, `signed`, `design` (trading logs say "signal" a lot).
+_SIGN_WORD = re.compile(r"(?<![a-z])sign(?:ature)?(?![a-z])")
+
+
+def _may_hold_field(low: str) -> bool:
+    # An `or` chain of `in` tests: several times faster than any() over a tuple.
+    return (
+        "key" in low
+        or "secret" in low
+        or "token" in low
+        or "passw" in low
+        or "passphrase" in low
+        or "auth" in low
+        or "pwd" in low
+        or "cookie" in low
+        or "credential" in low
+        or "mnemonic" in low
+        or ("sign" in low and _SIGN_WORD.search(low) is not None)
+    )
 
 
 def redact_text(text: str) -> str:
@@ -316,14 +400,16 @@ def redact_text(text: str) -> str:
         text = _url_password(text)
     if "xox" in low or "xapp-" in low or "hooks.slack" in low:
         text = _slack(text)
-    if _TELEGRAM_HEAD in raw.translate(_DIGIT_MAP):
-        text = _telegram(text)
     if "AKIA" in text or "ASIA" in text:
         text = _aws(text)
-    if len(raw) >= 64 and _HEX_RUN in raw.translate(_HEX_MAP):
-        text = _hex_keys(text)
-    if _WORD_RUN_MIN in raw.translate(_WORDS_MAP):
+    if len(raw) >= _TELEGRAM_MIN_LEN:
+        hexes = raw.translate(_HEX_COLON_MAP)
+        if _TELEGRAM_HEAD in hexes:
+            text = _telegram(text)
+        if _HEX_RUN_SHORT in hexes and _HEX_RUN in hexes:
+            text = _hex_keys(text)
+    if text.count(" ") >= 11 and _WORD_RUN_MIN in raw.translate(_WORDS_MAP):
         text = _mnemonics(text)
-    if any(word in low for word in _FIELD_WORDS):
+    if _may_hold_field(low):
         text = _fields(text)
     return text

@@ -40,11 +40,9 @@ __all__ = [
 ]
 
 _DONE = "_tradeguard_redacted"
-_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
-    "message",
-    "asctime",
-    _DONE,
-}
+_BASE_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
+_BASE_ATTR_COUNT = len(_BASE_ATTRS)
+_STANDARD_ATTRS = _BASE_ATTRS | {"message", "asctime", _DONE}
 _WITHHELD = (
     f"{marker('unredactable')} a log message could not be redacted and was withheld; "
     "please report this with the logger name"
@@ -60,13 +58,10 @@ def unregister(secret: Secret) -> None:
     live_values.discard(secret)
 
 
-def _message(record: logging.LogRecord) -> str:
-    try:
-        return record.getMessage()
-    except Exception:  # noqa: BLE001 - any failure of user __str__/format must not escape
-        # The format and its arguments disagree; show both (redacted) instead of failing later
-        # in a handler, where logging would print the raw arguments to stderr.
-        return f"{record.msg!s} (log arguments did not match the format: {record.args!r})"
+def _unformattable(record: logging.LogRecord) -> str:
+    # The format and its arguments disagree; show both (redacted) instead of failing later in a
+    # handler, where logging would print the raw arguments to stderr.
+    return f"{record.msg!s} (log arguments did not match the format: {record.args!r})"
 
 
 def _redact_extra(value: Any) -> Any:
@@ -86,10 +81,17 @@ def _redact_extra(value: Any) -> Any:
 
 def redact_record(record: logging.LogRecord) -> None:
     """Redact `record` in place, once. Never raises."""
-    if record.__dict__.get(_DONE):
+    state = record.__dict__
+    if _DONE in state:
         return
     try:
-        record.msg = redact_text(_message(record))
+        try:
+            message = str(record.msg)  # exactly what LogRecord.getMessage() does
+            if record.args:
+                message = message % record.args
+        except Exception:  # noqa: BLE001 - a user __str__ or a bad format must not escape
+            message = _unformattable(record)
+        record.msg = redact_text(message)
         record.args = None
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             record.exc_text = format_exception(record.exc_info[1])
@@ -99,17 +101,16 @@ def redact_record(record: logging.LogRecord) -> None:
         record.exc_info = None
         if record.stack_info:
             record.stack_info = redact_text(record.stack_info)
-        if len(record.__dict__) > len(_STANDARD_ATTRS) - 3:
-            for name in record.__dict__.keys() - _STANDARD_ATTRS:
-                record.__dict__[name] = (
-                    marker("credential")
-                    if is_sensitive_name(name)
-                    else _redact_extra(record.__dict__[name])
+        if len(state) > _BASE_ATTR_COUNT:  # `extra=` fields were attached
+            for name in state.keys() - _STANDARD_ATTRS:
+                value = state[name]
+                state[name] = (
+                    marker("credential") if is_sensitive_name(name) else _redact_extra(value)
                 )
     except Exception:  # noqa: BLE001 - the hook never raises; it withholds instead
         record.msg, record.args = _WITHHELD, None
         record.exc_info = record.exc_text = record.stack_info = None
-    record.__dict__[_DONE] = True
+    state[_DONE] = True
 
 
 class RedactingFilter(logging.Filter):
