@@ -9,9 +9,11 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
+from tests.fakes import Fakes
 
 from tradeguard.secrets import ApiSecret, Secret, redact
 
@@ -77,17 +79,26 @@ def test_child_loggers_propagating_to_the_root_are_redacted(capture: Capture, na
 
 
 @pytest.mark.usefixtures("installed")
-def test_a_library_logger_with_its_own_handler_added_later_is_redacted() -> None:
-    logger = logging.getLogger("thirdparty.client")
+@contextmanager
+def _own_logger(name: str, handler: logging.Handler) -> Iterator[logging.Logger]:
+    """A logger that does not propagate and writes to `handler` only, as libraries set up."""
+    logger = logging.getLogger(name)
     logger.propagate = False
-    handler = Capture()
-    logger.addHandler(handler)  # added after install(), as libraries do at import or first use
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     try:
-        url, signature = _signed_url()
-        logger.warning("retrying %s", url)
+        yield logger
     finally:
         logger.removeHandler(handler)
         logger.propagate = True
+
+
+@pytest.mark.usefixtures("installed")
+def test_a_library_logger_with_its_own_handler_added_later_is_redacted() -> None:
+    handler = Capture()  # added after install(), as libraries do at import or first use
+    url, signature = _signed_url()
+    with _own_logger("thirdparty.client", handler) as logger:
+        logger.warning("retrying %s", url)
     assert signature not in handler.text
     assert len(handler.records) == 1
 
@@ -212,16 +223,9 @@ def test_extra_fields_are_redacted_by_name_and_by_content(capture: Capture) -> N
 def test_the_filter_form_redacts_for_handlers_outside_an_installed_process() -> None:
     handler = Capture()
     handler.addFilter(redact.RedactingFilter())
-    logger = logging.getLogger("filtered.only")
-    logger.propagate = False
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        url, signature = _signed_url()
+    url, signature = _signed_url()
+    with _own_logger("filtered.only", handler) as logger:
         logger.info("request %s", url)
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = True
     assert signature not in handler.text
 
 
@@ -240,15 +244,16 @@ import threading
 from tradeguard.secrets import redact
 redact.install()
 def worker():
-    raise RuntimeError("thread saw https://hooks.slack.com/services/T0/B0/{slack}")
+    raise RuntimeError("thread saw {webhook}")
 t = threading.Thread(target=worker); t.start(); t.join()
 raise ValueError("main saw postgresql://bot:{password}@db/x")
 """
 
 
 def test_uncaught_tracebacks_in_main_and_threads_are_redacted() -> None:
-    password, slack = secrets.token_urlsafe(12), secrets.token_hex(12)
-    script = _CRASH.format(password=password, slack=slack)
+    password, slack = secrets.token_urlsafe(12), Fakes(seed=7).slack_webhook_path()
+    webhook = f"https://hooks.slack.com/services/{slack}"
+    script = _CRASH.format(password=password, webhook=webhook)
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False
     )
