@@ -158,7 +158,11 @@ def _variable(name: str) -> str:
 # -- secret files ------------------------------------------------------------------------------
 
 
-def _read_all(fd: int, variable: str, path: Path) -> bytearray:
+def _read_all(fd: int, variable: str, path: Path) -> tuple[bytearray, int]:
+    """Read the file into one preallocated buffer, and how many bytes it holds.
+
+    The buffer is never resized: a resize may move it and leave a copy nobody can zero.
+    """
     buf = bytearray(_MAX_SECRET_FILE + 1)
     view = memoryview(buf)
     size = 0
@@ -171,8 +175,7 @@ def _read_all(fd: int, variable: str, path: Path) -> bytearray:
     if size > _MAX_SECRET_FILE:
         buf[:] = bytes(len(buf))
         raise SecretFileError(f"{variable}: {path} is larger than 64 KiB; is it the right file?")
-    del buf[size:]
-    return buf
+    return buf, size
 
 
 def read_secret_file(variable: str, path: Path) -> Secret:
@@ -194,10 +197,9 @@ def read_secret_file(variable: str, path: Path) -> Secret:
         problem = exposure_problem(path, st, "file")
         if problem:
             raise SecretFileError(f"{variable}: {problem}")
-        buf = _read_all(fd, variable, path)
+        buf, end = _read_all(fd, variable, path)
     finally:
         os.close(fd)
-    end = len(buf)
     while end and buf[end - 1] in b"\r\n":  # `echo secret > file` adds a newline
         end -= 1
     try:

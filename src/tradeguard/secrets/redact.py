@@ -64,16 +64,20 @@ def _unformattable(record: logging.LogRecord) -> str:
     return f"{record.msg!s} (log arguments did not match the format: {record.args!r})"
 
 
+def _redact_field(name: object, value: Any) -> Any:
+    """An `extra=` field or a key of one: blanked by its name, else redacted by its content."""
+    if isinstance(name, str) and is_sensitive_name(name):
+        return marker("credential")
+    return _redact_extra(value)
+
+
 def _redact_extra(value: Any) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, Mapping):
-        return {
-            k: marker("credential") if isinstance(k, str) and is_sensitive_name(k) else v
-            for k, v in ((k, _redact_extra(v)) for k, v in value.items())
-        }
+        return {k: _redact_field(k, v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_extra(v) for v in value]
     return redact_text(str(value))
@@ -103,10 +107,7 @@ def redact_record(record: logging.LogRecord) -> None:
             record.stack_info = redact_text(record.stack_info)
         if len(state) > _BASE_ATTR_COUNT:  # `extra=` fields were attached
             for name in state.keys() - _STANDARD_ATTRS:
-                value = state[name]
-                state[name] = (
-                    marker("credential") if is_sensitive_name(name) else _redact_extra(value)
-                )
+                state[name] = _redact_field(name, state[name])
     except Exception:  # noqa: BLE001 - the hook never raises; it withholds instead
         record.msg, record.args = _WITHHELD, None
         record.exc_info = record.exc_text = record.stack_info = None
