@@ -25,7 +25,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
-	$(BIN)/mypy src
+	$(BIN)/mypy --strict src
 	$(BIN)/lint-imports
 
 test: lint
