@@ -50,6 +50,7 @@ from tradeguard.store.url import DatabaseTarget, resolve_database
 __all__ = [
     "ENV_PREFIX",
     "Settings",
+    "check_data_dir",
     "default_data_dir",
     "dotenv_path",
     "ensure_data_dir",
@@ -333,20 +334,15 @@ def load_settings(*, cwd: Path | None = None, strict: bool = True, **overrides: 
     return settings
 
 
-def ensure_data_dir(settings: Settings) -> Path:
-    """Create the data directory 0700, or check that the existing one is private."""
-    path = settings.data_dir
+def check_data_dir(path: Path) -> bool:
+    """Whether the data directory exists; raises if it exists but is unusable or not private.
+
+    Read-only: `ensure_data_dir` and `doctor` share it.
+    """
     try:
         st = path.stat()
     except FileNotFoundError:
-        try:
-            create_private_dir(path)
-        except OSError as e:
-            raise DataDirError(
-                f"cannot create the data directory {path} ({e.strerror}); set "
-                "TRADEGUARD_DATA_DIR to a directory this user can write"
-            ) from None
-        return path
+        return False
     except OSError as e:
         raise DataDirError(
             f"cannot use the data directory {path} ({e.strerror}); set TRADEGUARD_DATA_DIR to a "
@@ -365,4 +361,19 @@ def ensure_data_dir(settings: Settings) -> Path:
             f"the data directory {path} is not writable by this user; run: chmod 700 "
             f"{shlex.quote(str(path))} (as its owner)"
         )
+    return True
+
+
+def ensure_data_dir(settings: Settings) -> Path:
+    """Create the data directory 0700, or check that the existing one is private."""
+    path = settings.data_dir
+    if check_data_dir(path):
+        return path
+    try:
+        create_private_dir(path)
+    except OSError as e:
+        raise DataDirError(
+            f"cannot create the data directory {path} ({e.strerror}); set "
+            "TRADEGUARD_DATA_DIR to a directory this user can write"
+        ) from None
     return path

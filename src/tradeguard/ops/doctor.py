@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,17 @@ from typing import Literal
 from tradeguard.config import (
     ENV_PREFIX,
     Settings,
+    check_data_dir,
     dotenv_path,
     load_settings,
     production_problems,
+    read_secret_file,
     secret_setting_names,
 )
 from tradeguard.core.errors import TradeguardError
 from tradeguard.core.permissions import exposure_problem
 from tradeguard.store import DatabaseTarget, create_engine, schema_status
-from tradeguard.store.engine import sqlite_files
+from tradeguard.store.engine import check_sqlite_files
 from tradeguard.store.url import is_local_host
 
 __all__ = ["Check", "Status", "run_checks"]
@@ -79,13 +80,9 @@ def _secret_files(environ: Mapping[str, str]) -> Iterator[Check]:
         found = True
         path = Path(environ[variable])
         try:
-            st = path.stat()
-        except OSError as e:
-            yield Check(variable, "fail", f"{path}: {e.strerror}; fix the path or unset it")
-            continue
-        problem = exposure_problem(path, st, "file")
-        if problem:
-            yield Check(variable, "fail", problem)
+            read_secret_file(variable, path).wipe()  # the same checks the server makes
+        except TradeguardError as e:
+            yield Check(variable, "fail", e.message)
         else:
             yield Check(variable, "pass", f"{path} is private to its owner")
     if not found:
@@ -95,28 +92,24 @@ def _secret_files(environ: Mapping[str, str]) -> Iterator[Check]:
 def _data_dir(settings: Settings) -> Check:
     path = settings.data_dir
     try:
-        st = path.stat()
-    except FileNotFoundError:
+        exists = check_data_dir(path)
+    except TradeguardError as e:
+        return Check("data directory", "fail", e.message)
+    if not exists:
         return Check("data directory", "warn", f"{path} does not exist yet (created 0700 on use)")
-    if not stat.S_ISDIR(st.st_mode):
-        return Check("data directory", "fail", f"{path} is not a directory")
-    problem = exposure_problem(path, st, "directory")
-    if problem:
-        return Check("data directory", "fail", problem)
     return Check("data directory", "pass", f"{path} (0700)")
 
 
 def _sqlite_files(target: DatabaseTarget) -> Check:
     path = target.sqlite_file()
-    if not path.exists():
+    try:
+        exists = check_sqlite_files(path)
+    except TradeguardError as e:
+        return Check("database files", "fail", e.message)
+    if not exists:
         return Check(
             "database files", "warn", f"{path} not created yet; run: tradeguard db upgrade"
         )
-    for file in sqlite_files(path):
-        if file.exists():
-            problem = exposure_problem(file, file.stat(), "file")
-            if problem:
-                return Check("database files", "fail", problem)
     return Check("database files", "pass", f"{path} and its -wal/-shm are 0600")
 
 

@@ -27,7 +27,13 @@ from tradeguard.core.permissions import create_private_file, exposure_problem
 from tradeguard.secrets.redact import redact_text
 from tradeguard.store.url import DatabaseTarget
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "connect_check", "create_engine", "sqlite_files"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "check_sqlite_files",
+    "connect_check",
+    "create_engine",
+    "sqlite_files",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 _SQLITE_PRAGMAS = (
@@ -44,8 +50,11 @@ def sqlite_files(path: Path) -> list[Path]:
     return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
 
 
-def _check_existing(path: Path) -> bool:
-    """True if the database exists (and every file of it is private); raises otherwise."""
+def check_sqlite_files(path: Path) -> bool:
+    """Whether the database exists; raises if it, its -wal or its -shm is not private.
+
+    Read-only: the engine factory and `doctor` share it.
+    """
     exists = False
     for file in sqlite_files(path):
         try:
@@ -62,7 +71,7 @@ def _check_existing(path: Path) -> bool:
 
 
 def _prepare_sqlite_file(path: Path) -> None:
-    if _check_existing(path):
+    if check_sqlite_files(path):
         return
     if not path.parent.is_dir():
         raise StorageError(
@@ -72,7 +81,7 @@ def _prepare_sqlite_file(path: Path) -> None:
     try:
         create_private_file(path)
     except FileExistsError:
-        _check_existing(path)  # another process created it first; check what it made
+        check_sqlite_files(path)  # another process created it first; check what it made
     except OSError as e:
         raise StorageError(f"cannot create the database {path} ({e.strerror})") from None
 
@@ -109,7 +118,7 @@ def _postgres_engine(target: DatabaseTarget) -> Engine:
 
 
 def _sqlite_read_only_engine(target: DatabaseTarget) -> Engine:
-    _check_existing(target.sqlite_file())
+    check_sqlite_files(target.sqlite_file())
     url = sa.URL.create(
         "sqlite",
         database=f"file:{target.sqlite_file()}?mode=ro",
