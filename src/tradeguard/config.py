@@ -44,6 +44,7 @@ from tradeguard.core.errors import (
     UnsafeProductionSetting,
 )
 from tradeguard.core.permissions import create_private_dir, exposure_problem
+from tradeguard.crypto import DEFAULT_PARAMS, KdfParams
 from tradeguard.secrets import Secret
 from tradeguard.store.url import DatabaseTarget, resolve_database
 
@@ -105,6 +106,14 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sandbox: Literal["on", "off"] = "on"
     demo: bool = False
+    master_key: SecretSetting | None = None
+    master_key_command: str | None = None
+    allow_env_master_key: bool = False
+    vault_idle_timeout: int = Field(default=15 * 60, ge=60, le=24 * 3600)
+    vault_absolute_timeout: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
+    vault_kdf_memory_kib: int = Field(default=DEFAULT_PARAMS.memory_kib, ge=19 * 1024)
+    vault_kdf_iterations: int = Field(default=DEFAULT_PARAMS.iterations, ge=2)
+    vault_kdf_lanes: int = Field(default=DEFAULT_PARAMS.lanes, ge=1, le=64)
 
     @field_validator("env", "sandbox", mode="before")
     @classmethod
@@ -124,6 +133,14 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    def kdf_params(self) -> KdfParams:
+        try:
+            return KdfParams(
+                self.vault_kdf_memory_kib, self.vault_kdf_iterations, self.vault_kdf_lanes
+            )
+        except ValueError as e:
+            raise ConfigError(f"TRADEGUARD_VAULT_KDF_*: {e}") from None
 
     def database(self) -> DatabaseTarget:
         return resolve_database(self.database_url, self.data_dir, production=self.production)
@@ -282,6 +299,11 @@ def _validation_error(error: ValidationError) -> ConfigError:
     return ConfigError(f"{name}: {first['msg']}; see docs/configuration.md")
 
 
+def _env_master_key(settings: Settings) -> bool:
+    """The master key came from the TRADEGUARD_MASTER_KEY variable, not a file or command."""
+    return settings.master_key is not None and _variable("master_key") in os.environ
+
+
 _PRODUCTION_RULES: tuple[tuple[str, Callable[[Settings], bool], str], ...] = (
     (
         "demo",
@@ -294,6 +316,13 @@ _PRODUCTION_RULES: tuple[tuple[str, Callable[[Settings], bool], str], ...] = (
         lambda s: s.sandbox == "off",
         "TRADEGUARD_SANDBOX=off is refused in production: bots would run with the server's "
         "access; unset it and run on a kernel with Landlock and user namespaces",
+    ),
+    (
+        "master_key",
+        lambda s: _env_master_key(s) and not s.allow_env_master_key,
+        "TRADEGUARD_MASTER_KEY in the environment is refused in production: every process and "
+        "crash report of this user can read it; use TRADEGUARD_MASTER_KEY_FILE or "
+        "TRADEGUARD_MASTER_KEY_COMMAND (or set TRADEGUARD_ALLOW_ENV_MASTER_KEY=1 if you must)",
     ),
     (
         "log_level",

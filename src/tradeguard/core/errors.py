@@ -13,13 +13,21 @@ __all__ = [
     "DataDirError",
     "DatabaseUrlError",
     "InsecurePermissionsError",
+    "IntegrityError",
     "SchemaTooNewError",
     "SecretFileError",
     "SecretValueError",
     "SecretWipedError",
     "StorageError",
     "TradeguardError",
+    "UnknownCredential",
+    "UnknownUser",
+    "UnlockThrottled",
     "UnsafeProductionSetting",
+    "VaultError",
+    "VaultIntegrityError",
+    "VaultLocked",
+    "WrongPassword",
 ]
 
 
@@ -75,3 +83,47 @@ class SecretWipedError(TradeguardError):
     """A secret was used after `wipe()`."""
 
     exit_code = 1
+
+
+class IntegrityError(TradeguardError):
+    """A ciphertext failed to decrypt: tampered, truncated, moved, or under an unknown key.
+
+    One error for every cause, on purpose: which check failed is not told to an attacker.
+    """
+
+    exit_code = 1
+
+
+class VaultError(TradeguardError):
+    """The vault refused an operation; the message says which and what to do."""
+
+
+class VaultIntegrityError(IntegrityError):
+    """A stored credential field failed to decrypt. Names the credential and field, never the
+    cause (tampered, truncated, moved, unknown key version all look the same)."""
+
+
+class VaultLocked(VaultError):
+    """A password-mode user's vault is locked (never unlocked, timed out, or locked)."""
+
+    exit_code = 1
+
+
+class WrongPassword(VaultError):
+    """The vault password is wrong, or the user does not exist (one error for both)."""
+
+    exit_code = 1
+
+
+class UnlockThrottled(VaultError):
+    """Too many failed unlocks: wait before trying again."""
+
+    exit_code = 1
+
+
+class UnknownUser(VaultError):
+    """No user by that name."""
+
+
+class UnknownCredential(VaultError):
+    """No credential by that id or name."""

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["create_private_dir", "create_private_file", "exposure_problem"]
+__all__ = ["create_private_dir", "create_private_file", "exposure_problem", "open_private_file"]
 
 Kind = Literal["file", "directory"]
 
@@ -50,10 +50,18 @@ def create_private_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
-def create_private_file(path: Path) -> None:
-    """Create an empty `path` with mode 0600 before any byte is written; fails if it exists."""
+def open_private_file(path: Path) -> int:
+    """Create `path` with mode 0600 before any byte is written and return a write-only fd;
+    fails if it exists."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, 0o600)  # the umask may have removed bits, never added them; be exact
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty `path` with mode 0600; fails if it exists."""
+    os.close(open_private_file(path))

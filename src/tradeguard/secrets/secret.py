@@ -17,10 +17,10 @@ import contextlib
 import hmac
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, Self
 
 from tradeguard.core.errors import SecretWipedError
-from tradeguard.secrets import _registry
+from tradeguard.secrets import _registry, memlock
 
 __all__ = ["Secret"]
 
@@ -39,7 +39,7 @@ class Secret:
     redaction markers) and may check its shape in `_check`.
     """
 
-    __slots__ = ("__weakref__", "_buf", "_wiped")
+    __slots__ = ("__weakref__", "_buf", "_locked", "_wiped")
 
     kind: ClassVar[str] = "secret"
     # How many leading characters `repr` may show, for identifiers that are public-ish (API key
@@ -57,11 +57,31 @@ class Secret:
             raise TypeError(f"value must be str or bytes-like, not {type(value).__name__}")
         self._buf = buf
         self._wiped = False
+        self._locked = False
         try:
             self._check(memoryview(buf).toreadonly())
         except BaseException:
             self.wipe()
             raise
+
+    @classmethod
+    def adopt(cls, buf: bytearray) -> Self:
+        """Take ownership of `buf` without copying it (for decrypted plaintext).
+
+        The caller must drop every reference to `buf`: from now on `wipe()` zeroes it.
+        """
+        if not isinstance(buf, bytearray):
+            raise TypeError(f"buf must be a bytearray, not {type(buf).__name__}")
+        secret = cls.__new__(cls)
+        secret._buf = buf
+        secret._wiped = False
+        secret._locked = False
+        try:
+            secret._check(memoryview(buf).toreadonly())
+        except BaseException:
+            secret.wipe()
+            raise
+        return secret
 
     def _check(self, value: memoryview) -> None:
         """Raise `SecretValueError` when `value` has the wrong shape. Never quote the value."""
@@ -88,6 +108,13 @@ class Secret:
         self._require_live()
         yield self._buf.decode("utf-8")
 
+    def lock_memory(self) -> bool:
+        """Keep the buffer out of swap (mlock) until `wipe()`; False where the OS refuses."""
+        self._require_live()
+        if not self._locked:
+            self._locked = memlock.lock_buffer(self._buf)
+        return self._locked
+
     def __len__(self) -> int:
         return len(self._buf)
 
@@ -108,9 +135,12 @@ class Secret:
         # Same-length slice assignment writes into the existing allocation (no resize), so it
         # works even while a view from reveal() is still exported.
         self._buf[:] = bytes(len(self._buf))
+        if self._locked:
+            memlock.unlock_buffer(self._buf)
+            self._locked = False
         self._wiped = True
 
-    def __enter__(self) -> Secret:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,10 +5,30 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Dialect, MetaData, String, TypeDecorator
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Instance", "UtcDateTime"]
+__all__ = [
+    "Base",
+    "Credential",
+    "CredentialField",
+    "Instance",
+    "UnlockThrottle",
+    "User",
+    "UtcDateTime",
+    "VaultState",
+]
 
 # Deterministic constraint names, so migrations can name what they alter on both databases.
 NAMING_CONVENTION = {
@@ -59,3 +79,89 @@ class Instance(Base):
     instance_id: Mapped[str] = mapped_column(String(36), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by_version: Mapped[str] = mapped_column(String(64))
+
+
+class User(Base):
+    """A person (or service account) whose credentials the vault holds.
+
+    `wrapped_dek` is the user's data key, encrypted under the master key (`service` mode, key
+    version in `encryption_key_version`) or under a key derived from the vault password
+    (`password` mode, with the Argon2id salt and parameters beside it). `dek_version` counts
+    DEK rotations; every credential field names the DEK version that encrypted it.
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("vault_mode IN ('service', 'password')", name="vault_mode"),
+        CheckConstraint(
+            "(vault_mode = 'service' AND encryption_key_version IS NOT NULL AND kdf_salt IS NULL)"
+            " OR (vault_mode = 'password' AND encryption_key_version IS NULL"
+            " AND kdf_salt IS NOT NULL AND kdf_memory_kib IS NOT NULL"
+            " AND kdf_iterations IS NOT NULL AND kdf_lanes IS NOT NULL)",
+            name="wrapping",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    vault_mode: Mapped[str] = mapped_column(String(16))
+    wrapped_dek: Mapped[bytes] = mapped_column(LargeBinary)
+    dek_version: Mapped[int] = mapped_column(Integer)
+    encryption_key_version: Mapped[int | None] = mapped_column(Integer, index=True)
+    kdf_salt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    kdf_memory_kib: Mapped[int | None] = mapped_column(Integer)
+    kdf_iterations: Mapped[int | None] = mapped_column(Integer)
+    kdf_lanes: Mapped[int | None] = mapped_column(Integer)
+
+
+class Credential(Base):
+    """A venue credential: its fields live encrypted in `credential_fields`.
+
+    `display` holds masked public identifiers only (`ABC…xyz`), for lists and audit entries.
+    """
+
+    __tablename__ = "credentials"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_credentials_user_id_name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    venue: Mapped[str] = mapped_column(String(32))
+    display: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class CredentialField(Base):
+    """One encrypted field of a credential, bound (AAD) to its user, credential and name."""
+
+    __tablename__ = "credential_fields"
+
+    credential_id: Mapped[str] = mapped_column(
+        ForeignKey("credentials.id", ondelete="CASCADE"), primary_key=True
+    )
+    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    dek_version: Mapped[int] = mapped_column(Integer)
+
+
+class VaultState(Base):
+    """One row: the lowest master-key version still allowed to decrypt (raised by retire)."""
+
+    __tablename__ = "vault_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    min_master_key_version: Mapped[int] = mapped_column(Integer)
+
+
+class UnlockThrottle(Base):
+    """Failed vault unlocks per user name, known or not (so throttling tells nothing)."""
+
+    __tablename__ = "vault_unlock_throttle"
+
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,0 +1,82 @@
+"""Domain events: the one vocabulary of security-relevant things that happened.
+
+Services emit events through an `EventSink`; the audit log (tradeguard.audit) is the sink that
+makes them durable and tamper-evident, and until it is plugged in, `LogSink` logs them. Events
+carry ids, names and counts, never secret values.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+__all__ = ["Detail", "DomainEvent", "EventName", "EventSink", "LogSink", "MemorySink"]
+
+log = logging.getLogger("tradeguard.events")
+
+
+class EventName(StrEnum):
+    """Every event name, dotted: `area.thing.past_tense`."""
+
+    VAULT_USER_ADDED = "vault.user.added"
+    VAULT_CREDENTIAL_ADDED = "vault.credential.added"
+    VAULT_CREDENTIAL_USED = "vault.credential.used"
+    VAULT_CREDENTIAL_ROTATED = "vault.credential.rotated"
+    VAULT_CREDENTIAL_REMOVED = "vault.credential.removed"
+    VAULT_UNLOCKED = "vault.unlocked"
+    VAULT_LOCKED = "vault.locked"
+    VAULT_UNLOCK_FAILED = "vault.unlock.failed"
+    VAULT_PASSWORD_CHANGED = "vault.password.changed"  # noqa: S105 - an event name
+    VAULT_KDF_UPGRADED = "vault.kdf.upgraded"
+    VAULT_MASTER_KEY_ROTATED = "vault.master_key.rotated"
+    VAULT_MASTER_KEY_RETIRED = "vault.master_key.retired"
+    VAULT_DEKS_REWRAPPED = "vault.deks.rewrapped"
+    VAULT_DEK_ROTATED = "vault.dek.rotated"
+    VAULT_VERIFIED = "vault.verified"
+
+
+Detail = str | int | bool | None
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    name: EventName
+    at: datetime
+    actor: str | None = None  # who did it: `user:42`, `operator` (the CLI), `system`
+    subject: str | None = None  # what it was done to: a credential id, `user:42`
+    details: Mapping[str, Detail] = field(default_factory=dict)
+
+
+class EventSink(Protocol):
+    def emit(self, event: DomainEvent) -> None: ...
+
+
+class LogSink:
+    """Events as log lines (redacted like every log line)."""
+
+    def emit(self, event: DomainEvent) -> None:
+        details = " ".join(f"{k}={v}" for k, v in sorted(event.details.items()))
+        log.info(
+            "event %s actor=%s subject=%s %s",
+            event.name.value,
+            event.actor or "-",
+            event.subject or "-",
+            details,
+        )
+
+
+class MemorySink:
+    """Events kept in a list, for tests and for callers that batch them."""
+
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+
+    def emit(self, event: DomainEvent) -> None:
+        self.events.append(event)
+
+    def names(self) -> list[str]:
+        return [e.name.value for e in self.events]
