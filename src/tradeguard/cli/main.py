@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 import tradeguard
-from tradeguard.cli import db, demo, doctor
+from tradeguard.cli import db, demo, doctor, users, vault
 from tradeguard.cli.console import err, out
 from tradeguard.cli.logs import configure_logging
 from tradeguard.core.errors import TradeguardError
@@ -35,6 +35,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
+app.add_typer(vault.app, name="vault")
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 

@@ -1,0 +1,286 @@
+"""`tradeguard vault`: credentials, the master keyring and key rotation.
+
+No command prints a secret or takes one as an argument; secrets are typed at a hidden prompt or
+piped in (`--stdin-json`). Commands that need a password-mode user's data key ask for that
+user's vault password and hold the key only while the command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from tradeguard.cli.console import out
+from tradeguard.cli.open_vault import opened_vault
+from tradeguard.cli.prompts import ask_fields, ask_new_password, ask_password, read_json_fields
+from tradeguard.cli.settings import cli_settings
+from tradeguard.core.events import EventName
+from tradeguard.vault import (
+    CredentialInfo,
+    Vault,
+    pending_rewrap,
+    retire_below,
+    rewrap,
+    rotate_dek,
+    schema_for,
+)
+from tradeguard.vault.master import init_keyring_file, keyring_file_path, rotate_keyring_file
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Encrypted venue credentials and their keys.", no_args_is_help=True)
+master = typer.Typer(help="The master keyring that wraps service-mode data keys.")
+app.add_typer(master, name="master-key")
+
+UserOpt = Annotated[str, typer.Option("--user", help="The user who owns the credential.")]
+StdinJson = Annotated[
+    bool, typer.Option("--stdin-json", help="Read the fields as one JSON object from stdin.")
+]
+
+
+def _unlock_if_needed(vault: Vault, user_name: str) -> None:
+    """For a password-mode user: ask for the vault password and unlock for this command."""
+    user = vault.user(user_name)
+    if user.vault_mode == "password" and not vault.sessions.is_open(user.id):
+        with ask_password(f"vault password for {user_name}") as password:
+            vault.unlock(user_name, password)
+
+
+def _describe(info: CredentialInfo) -> str:
+    shown = ", ".join(f"{k} {v}" for k, v in info.display.items()) or "no public id"
+    return f"{info.user_name}/{info.name} ({info.venue}, {shown}) id {info.id}"
+
+
+# -- credentials -------------------------------------------------------------------------------
+
+
+@app.command("add")
+def add(
+    user: UserOpt,
+    venue: Annotated[str, typer.Option("--venue", help="binance, bybit, okx, hyperliquid, ...")],
+    name: Annotated[str, typer.Option("--name", help="A name for it, e.g. binance-main.")],
+    stdin_json: StdinJson = False,
+) -> None:
+    """Store a venue credential, encrypted; asks for each secret field with echo off."""
+    schema = schema_for(venue)
+    with opened_vault() as vault:
+        vault.user(user)  # an unknown user fails before anyone types a secret
+        fields = read_json_fields(schema.fields) if stdin_json else ask_fields(schema.fields)
+        try:
+            _unlock_if_needed(vault, user)
+            info = vault.add_credential(user, venue, name, fields)
+        finally:
+            for secret in fields.values():
+                secret.wipe()
+    out.print(f"Stored {_describe(info)}.", markup=False)
+
+
+@app.command("list")
+def list_credentials(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's.")] = None,
+) -> None:
+    """List credentials (masked public ids only)."""
+    with opened_vault() as vault:
+        rows = vault.credentials(user)
+    table = Table(title="credentials")
+    for column in ("user", "name", "venue", "public id", "id", "last used"):
+        table.add_column(column, overflow="fold")
+    for c in rows:
+        used = c.last_used_at.isoformat(timespec="seconds") if c.last_used_at else "never"
+        ids = ", ".join(c.display.values()) or "-"
+        table.add_row(c.user_name, c.name, c.venue, ids, c.id, used)
+    out.print(table)
+
+
+@app.command("show")
+def show(
+    credential: Annotated[str, typer.Argument(help="Credential id or name.")],
+    user: Annotated[str | None, typer.Option("--user")] = None,
+) -> None:
+    """Show a credential's metadata (never a secret value)."""
+    with opened_vault() as vault:
+        info = vault.credential(credential, user)
+    fields = schema_for(info.venue).names
+    lines = [
+        f"id:         {info.id}",
+        f"user:       {info.user_name}",
+        f"name:       {info.name}",
+        f"venue:      {info.venue}",
+        f"fields:     {', '.join(fields) or '(none)'} (encrypted)",
+        *(f"{k + ':':<11} {v}" for k, v in info.display.items()),
+        f"created:    {info.created_at.isoformat(timespec='seconds')}",
+        f"rotated:    {info.rotated_at.isoformat(timespec='seconds') if info.rotated_at else '-'}",
+        f"last used:  {info.last_used_at.isoformat(timespec='seconds') if info.last_used_at else 'never'}",  # noqa: E501
+    ]
+    out.print("\n".join(lines), markup=False)
+
+
+@app.command("remove")
+def remove(
+    credential: Annotated[str, typer.Argument(help="Credential id or name.")],
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a credential (revoke the key at the venue too)."""
+    with opened_vault() as vault:
+        info = vault.credential(credential, user)
+        if not yes and not typer.confirm(f"Remove {_describe(info)}?"):
+            raise typer.Exit(1)
+        vault.remove_credential(info.id)
+    out.print(f"Removed {_describe(info)}. Revoke the key at the venue too.", markup=False)
+
+
+@app.command("rotate-credential")
+def rotate_credential(
+    credential: Annotated[str, typer.Argument(help="Credential id or name.")],
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    stdin_json: StdinJson = False,
+) -> None:
+    """Replace a credential's values with a new key from the venue (same id, same bots)."""
+    with opened_vault() as vault:
+        info = vault.credential(credential, user)
+        specs = schema_for(info.venue).fields
+        fields = read_json_fields(specs) if stdin_json else ask_fields(specs)
+        try:
+            _unlock_if_needed(vault, info.user_name)
+            info = vault.rotate_credential(info.id, fields)
+        finally:
+            for secret in fields.values():
+                secret.wipe()
+    out.print(f"Rotated {_describe(info)}. Revoke the old key at the venue.", markup=False)
+
+
+@app.command("verify")
+def verify(
+    unlock: Annotated[
+        list[str] | None,
+        typer.Option("--unlock", help="Ask for this password-mode user's password and check "
+                     "their credentials too (repeatable)."),
+    ] = None,
+) -> None:  # fmt: skip
+    """Decrypt every credential in memory and report each; exit 1 on any integrity error."""
+    with opened_vault() as vault:
+        for name in unlock or []:
+            _unlock_if_needed(vault, name)
+        rows = vault.verify()
+    table = Table(title="vault verify")
+    for column in ("credential", "status", "detail"):
+        table.add_column(column, overflow="fold")
+    style = {"ok": "green", "locked": "yellow", "integrity error": "bold red"}
+    for r in rows:
+        table.add_row(
+            f"{r.credential.user_name}/{r.credential.name}",
+            f"[{style[r.status]}]{r.status}[/]",
+            r.detail,
+        )
+    out.print(table)
+    counts = {s: sum(r.status == s for r in rows) for s in ("ok", "locked", "integrity error")}
+    out.print(
+        f"{counts['ok']} ok, {counts['locked']} locked, {counts['integrity error']} integrity "
+        "error",
+        markup=False,
+    )
+    if counts["integrity error"]:
+        raise typer.Exit(1)
+
+
+@app.command("change-password")
+def change_password(user: UserOpt) -> None:
+    """Change a password-mode user's vault password (rewraps the data key only)."""
+    with (
+        opened_vault() as vault,
+        ask_password(f"current vault password for {user}") as old,
+        ask_new_password(user) as new,
+    ):
+        vault.change_password(user, old, new)
+    out.print(f"Changed the vault password of {user}; no credential had to be re-entered.")
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+@master.command("init")
+def master_init(
+    file: Annotated[Path, typer.Option("--file", help="Where to create the keyring (0600).")],
+) -> None:
+    """Create a master keyring file with one random key (version 1)."""
+    cli_settings()
+    init_keyring_file(file)
+    out.print(
+        f"Created {file} (mode 0600, version 1). Set TRADEGUARD_MASTER_KEY_FILE={file} and back "
+        "it up apart from the database: without it, service-mode credentials cannot be read.",
+        markup=False,
+    )
+
+
+@master.command("rotate")
+def master_rotate() -> None:
+    """Add a new primary version to the keyring file; then run `vault rewrap`."""
+    cli_settings()
+    path = keyring_file_path()
+    version = rotate_keyring_file(path)
+    with opened_vault() as vault:
+        vault.emit(EventName.VAULT_MASTER_KEY_ROTATED, None, primary=version)
+        pending = pending_rewrap(vault)
+    out.print(
+        f"Added master key version {version} to {path} as primary. {pending} data key(s) use "
+        "older versions: run `tradeguard vault rewrap`.",
+        markup=False,
+    )
+
+
+@master.command("retire")
+def master_retire(
+    below: Annotated[int, typer.Option("--below", help="Refuse all versions below this one.")],
+) -> None:
+    """Refuse master key versions below N (only once no data key uses them)."""
+    with opened_vault() as vault:
+        minimum = retire_below(vault, below)
+    out.print(
+        f"Master key versions below {minimum} are retired; you may delete them from the keyring.",
+        markup=False,
+    )
+
+
+@app.command("rewrap")
+def rewrap_command(
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+) -> None:
+    """Rewrap every service-mode data key under the primary master key (resumable)."""
+    with opened_vault() as vault:
+        total = pending_rewrap(vault)
+        columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn())  # fmt: skip
+        with Progress(*columns, console=out, transient=False) as bar:
+            task = bar.add_task("rewrapping data keys", total=total)
+            result = rewrap(vault, batch_size=batch_size, progress=lambda n: bar.advance(task, n))
+    out.print(
+        f"Rewrapped {result.rewrapped} data key(s) under master key version {result.primary}.",
+        markup=False,
+    )
+    if result.failed:
+        out.print(
+            f"{len(result.failed)} could not be unwrapped (restore them from a backup): "
+            f"{', '.join(result.failed)}",
+            markup=False,
+        )
+        raise typer.Exit(1)
+
+
+@app.command("rotate-dek")
+def rotate_dek_command(user: UserOpt) -> None:
+    """Re-encrypt one user's credentials under a fresh data key."""
+    with opened_vault() as vault:
+        password = None
+        if vault.user(user).vault_mode == "password":
+            password = ask_password(f"vault password for {user}")
+        try:
+            version = rotate_dek(vault, user, password)
+        finally:
+            if password is not None:
+                password.wipe()
+    out.print(f"User {user} now has data key version {version}.", markup=False)
