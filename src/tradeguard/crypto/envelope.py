@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, overload
 
 from cryptography.exceptions import InvalidTag
 
@@ -50,6 +50,7 @@ _MAX_KEY_VERSION = 2**32 - 1
 # Credentials are a few hundred bytes; a PEM RSA key a few KiB. Bigger is a mistake or an attack.
 MAX_PLAINTEXT = 64 * 1024
 _AAD_LABEL = b"tradeguard/aead"
+_MAX_PART = 2**16 - 1  # each part carries a 2-byte length prefix
 
 
 def _fail() -> IntegrityError:
@@ -99,6 +100,8 @@ class Binding:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise TypeError(f"Binding.{name} must be a non-empty str")
+            if len(value.encode("utf-8")) > _MAX_PART:
+                raise ValueError(f"Binding.{name} is longer than {_MAX_PART} bytes")
 
     def associated_data(self, format_version: int, key_version: int) -> bytes:
         """Length-prefixed, so no two different bindings encode to the same bytes."""
@@ -108,7 +111,11 @@ class Binding:
 
 
 def _check_key_version(key_version: int) -> None:
-    if not isinstance(key_version, int) or not 0 < key_version <= _MAX_KEY_VERSION:
+    if (
+        not isinstance(key_version, int)
+        or isinstance(key_version, bool)
+        or not 0 < key_version <= _MAX_KEY_VERSION
+    ):
         raise ValueError(f"key_version must be an int from 1 to {_MAX_KEY_VERSION}")
 
 
@@ -143,12 +150,15 @@ def encrypt_with_aad(
     return _encrypt_with_nonce(key, plaintext, associated_data, key_version, os.urandom(NONCE_SIZE))
 
 
+@overload
+def decrypt_with_aad(key: DataKey, envelope: Envelope, associated_data: bytes) -> Secret: ...
+@overload
 def decrypt_with_aad(
-    key: DataKey,
-    envelope: Envelope,
-    associated_data: bytes,
-    as_type: type[S] = Secret,  # type: ignore[assignment]
-) -> S:
+    key: DataKey, envelope: Envelope, associated_data: bytes, as_type: type[S]
+) -> S: ...
+def decrypt_with_aad(
+    key: DataKey, envelope: Envelope, associated_data: bytes, as_type: type[Secret] = Secret
+) -> Secret:
     """Decrypt into a fresh zeroizing buffer owned by an `as_type`; on any failure the buffer
     is zeroed first."""
     buf = bytearray(len(envelope.sealed) - TAG_SIZE)
@@ -164,16 +174,18 @@ def encrypt(
     key: DataKey, plaintext: bytes | bytearray | memoryview, binding: Binding, *, key_version: int
 ) -> bytes:
     """Encrypt `plaintext` for the place `binding` names, under `key` (version `key_version`)."""
+    _check_key_version(key_version)
     aad = binding.associated_data(FORMAT_VERSION, key_version)
     return encrypt_with_aad(key, plaintext, aad, key_version=key_version)
 
 
+@overload
+def decrypt(key: DataKey, envelope: Envelope, binding: Binding) -> Secret: ...
+@overload
+def decrypt(key: DataKey, envelope: Envelope, binding: Binding, as_type: type[S]) -> S: ...
 def decrypt(
-    key: DataKey,
-    envelope: Envelope,
-    binding: Binding,
-    as_type: type[S] = Secret,  # type: ignore[assignment]
-) -> S:
+    key: DataKey, envelope: Envelope, binding: Binding, as_type: type[Secret] = Secret
+) -> Secret:
     """Decrypt an envelope that belongs to `binding`; `IntegrityError` on any mismatch."""
     aad = binding.associated_data(envelope.format_version, envelope.key_version)
     return decrypt_with_aad(key, envelope, aad, as_type)

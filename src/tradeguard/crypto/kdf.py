@@ -33,12 +33,16 @@ class KdfParams:
     lanes: int
 
     def __post_init__(self) -> None:
+        for name in ("memory_kib", "iterations", "lanes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"Argon2id {name} must be an int")
         for name, value, low, high in (
             ("memory_kib", self.memory_kib, 8 * self.lanes, _MAX_MEMORY_KIB),
             ("iterations", self.iterations, 1, _MAX_PASSES),
             ("lanes", self.lanes, 1, _MAX_LANES),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            if not low <= value <= high:
                 raise ValueError(f"Argon2id {name} must be an int from {low} to {high}")
 
     def weaker_than(self, other: KdfParams) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import shlex
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -29,6 +30,7 @@ from tradeguard.secrets import Secret
 __all__ = ["Keyring", "KeyringError", "keyring_document", "load_keyring_command", "parse_keyring"]
 
 _DOCUMENT_VERSION = 1
+_VERSION_NAME = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)
 _COMMAND_TIMEOUT_S = 30
 _MAX_OUTPUT = 64 * 1024
 
@@ -98,14 +100,23 @@ def _parse_document(document: object, source: str) -> Keyring:
     keys: dict[int, DataKey] = {}
     try:
         for name, text in entries.items():
-            if not (isinstance(name, str) and name.isdigit() and 0 < int(name) < 2**32):
+            if not (_VERSION_NAME.fullmatch(name) and int(name) < 2**32):
                 raise KeyringError(f"{source}: key versions are whole numbers from 1, not {name!r}")
+            if int(name) in keys:
+                raise KeyringError(f"{source}: version {int(name)} appears twice")
             keys[int(name)] = _decode_key(text, f"{source} version {name}")
         return Keyring(keys, primary, source)
     except BaseException:
         for key in keys.values():
             key.wipe()
         raise
+
+
+def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise KeyringError("the keyring names the same entry twice; keep one")
+    return dict(pairs)
 
 
 def parse_keyring(secret: Secret, source: str) -> Keyring:
@@ -117,7 +128,7 @@ def parse_keyring(secret: Secret, source: str) -> Keyring:
     if stripped[:1] != b"{":
         return Keyring({1: _decode_key(stripped.decode("ascii", "replace"), source)}, 1, source)
     try:
-        document = json.loads(stripped)
+        document = json.loads(stripped, object_pairs_hook=_refuse_duplicates)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise KeyringError(f"{source}: the keyring is not valid JSON") from None
     return _parse_document(document, source)
@@ -149,6 +160,8 @@ def load_keyring_command(command: str, variable: str) -> Keyring:
         )
     except FileNotFoundError:
         raise KeyringError(f"{source}: command not found; check the path in {variable}") from None
+    except OSError as e:
+        raise KeyringError(f"{source}: cannot run it ({e.strerror}); check {variable}") from None
     except subprocess.TimeoutExpired:
         raise KeyringError(f"{source}: gave no keyring within {_COMMAND_TIMEOUT_S} s") from None
     output = Secret(done.stdout)

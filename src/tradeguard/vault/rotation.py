@@ -22,7 +22,7 @@ from tradeguard.core.errors import IntegrityError, VaultError, WrongPassword
 from tradeguard.core.events import EventName
 from tradeguard.crypto import DataKey, Envelope, decrypt
 from tradeguard.crypto import encrypt as _encrypt
-from tradeguard.secrets import Password, Secret
+from tradeguard.secrets import Password
 from tradeguard.store.models import Credential, CredentialField
 from tradeguard.vault.credentials import field_binding
 from tradeguard.vault.service import Vault, vault_state
@@ -155,7 +155,7 @@ def _reencrypt_fields(
     for credential_id, field, ciphertext in rows:
         binding = field_binding(owner, credential_id, field)
         try:
-            plain: Secret = decrypt(old, Envelope.parse(ciphertext), binding)
+            plain = decrypt(old, Envelope.parse(ciphertext), binding)
         except IntegrityError:
             raise VaultError(
                 f"credential {credential_id} field {field} does not decrypt, so the data key "
