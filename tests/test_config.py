@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import secrets
@@ -18,6 +19,7 @@ from tradeguard.core.errors import (
     SecretFileError,
     UnsafeProductionSetting,
 )
+from tradeguard.vault.master import init_keyring_file
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
 
@@ -88,8 +90,32 @@ def test_a_bad_database_url_is_refused_without_echoing_it(monkeypatch: pytest.Mo
 # -- secret files ------------------------------------------------------------------------------
 
 
-def test_database_url_is_the_secret_setting_so_far() -> None:
-    assert secret_setting_names() == ["database_url"]
+def test_the_secret_settings_are_the_database_url_and_the_master_key() -> None:
+    assert secret_setting_names() == ["database_url", "master_key"]
+
+
+def test_an_env_master_key_is_refused_in_production_unless_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRADEGUARD_ENV", "production")
+    monkeypatch.setenv("TRADEGUARD_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
+    with pytest.raises(UnsafeProductionSetting, match="TRADEGUARD_MASTER_KEY_FILE") as raised:
+        load_settings()
+    assert os.environ["TRADEGUARD_MASTER_KEY"] not in str(raised.value)
+    monkeypatch.setenv("TRADEGUARD_ALLOW_ENV_MASTER_KEY", "1")
+    assert load_settings().master_key is not None
+
+
+def test_a_master_key_file_is_allowed_in_production(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    keyring = tmp_path / "keyring.json"
+    init_keyring_file(keyring)
+    monkeypatch.setenv("TRADEGUARD_ENV", "production")
+    monkeypatch.setenv("TRADEGUARD_MASTER_KEY_FILE", str(keyring))
+    settings = load_settings()
+    assert settings.master_key is not None
+    assert repr(settings.master_key).startswith("Secret(***")
 
 
 def test_secret_from_file_strips_the_trailing_newline(

@@ -13,7 +13,10 @@ def test_demo_sets_up_a_fresh_private_installation(cli: CliRunner, tmp_path: Pat
     assert run.code == 0, run.output
     assert f"Demo installation: {data}" in run.stdout
     assert "database schema" in run.stdout
-    assert "at revision 0001" in run.stdout
+    assert "(this version)" in run.stdout
+    assert "user demo (service mode), credential paper-main on paper" in run.stdout
+    assert "vault verify: 1/1 ok" in run.stdout
+    assert (data / "master-keyring.json").stat().st_mode & 0o777 == 0o600
     assert "what `make demo` will show" in run.stdout
     assert "nothing above is" in run.stdout
     assert data.stat().st_mode & 0o777 == 0o700

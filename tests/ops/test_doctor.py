@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from tests.conftest import CliRunner
 
+from tradeguard.store.schema import head_revision
+
 
 def _doctor(cli: CliRunner, env: dict[str, str]) -> tuple[int, dict[str, tuple[str, str]]]:
     """Run `doctor --json`; the exit code and {check: (status, details)}."""
@@ -38,7 +40,7 @@ def test_after_db_upgrade_the_store_rows_pass(cli: CliRunner, tmp_path: Path) ->
     _, rows = _doctor(cli, env)
     assert rows["data directory"][0] == "pass"
     assert rows["database files"][0] == "pass"
-    assert rows["database schema"] == ("pass", "at revision 0001 (this version)")
+    assert rows["database schema"] == ("pass", f"at revision {head_revision()} (this version)")
     assert (db.stat().st_mtime_ns, db.read_bytes()) == before
 
 

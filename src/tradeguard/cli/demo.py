@@ -1,12 +1,14 @@
 """`tradeguard demo` (what `make demo` runs): a fresh installation on the embedded defaults.
 
-Until the order path exists, the demo sets up a private data directory with its SQLite store,
-runs the deployment checks on it and says what the demo will show once the bots can trade. It
-prints no trading output it has not produced.
+Until the order path exists, the demo sets up a private data directory with its SQLite store and
+a master keyring, creates a demo user (vault in service mode) with a paper-venue credential,
+checks that the vault decrypts it, runs the deployment checks and says what the demo will show
+once the bots can trade. It prints no trading output it has not produced.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -17,22 +19,25 @@ from rich.text import Text
 
 from tradeguard.cli.console import out
 from tradeguard.cli.doctor import render_checks
+from tradeguard.cli.open_vault import opened_vault
 from tradeguard.cli.settings import cli_settings
 from tradeguard.cli.store import open_store
 from tradeguard.core.errors import DataDirError
 from tradeguard.ops.doctor import run_checks
+from tradeguard.vault.master import FILE_VARIABLE, init_keyring_file
 
 __all__ = ["demo"]
 
 _COMING = """\
-Once the order path lands, this demo will, in this same directory:
- 1. create a demo user (vault in service mode) and a paper connection;
- 2. start the SMA-crossover example bot in its sandbox (no network,
+Done above: a demo user (vault in service mode) with a paper
+connection, its data key wrapped by the keyring in the demo directory.
+Once the order path lands, this demo will also:
+ 1. start the SMA-crossover example bot in its sandbox (no network,
     no keys);
- 3. replay bundled real BTC/USDT candles, accelerated, through the whole
+ 2. replay bundled real BTC/USDT candles, accelerated, through the whole
     order path: bot -> gateway -> risk engine -> audit log -> paper venue
     -> fills back to the bot;
- 4. show live orders, fills, PnL and circuit-breaker values, then a
+ 3. show live orders, fills, PnL and circuit-breaker values, then a
     summary, the equity chart and `tradeguard audit verify` passing.
 Today it sets up the store and checks the deployment; nothing above is
 simulated."""
@@ -49,6 +54,25 @@ def _fresh_dir(data_dir: Path | None) -> Path:
     return data_dir
 
 
+def _demo_vault(data_dir: Path, overrides: dict[str, object]) -> None:
+    """A keyring in the demo directory (doctor flags that in production) and a demo user."""
+    keyring = data_dir / "master-keyring.json"
+    init_keyring_file(keyring)
+    # The demo is a process of its own: pointing the variable at its keyring makes every later
+    # step (the vault, doctor) find it the way a real installation would.
+    os.environ[FILE_VARIABLE] = str(keyring)
+    with opened_vault(**overrides) as vault:
+        vault.add_user("demo", "service")
+        info = vault.add_credential("demo", "paper", "paper-main", {})
+        rows = vault.verify()
+    ok = sum(r.status == "ok" for r in rows)
+    out.print(
+        f"Vault: keyring {keyring} (0600), user demo (service mode), credential "
+        f"{info.name} on {info.venue}; vault verify: {ok}/{len(rows)} ok",
+        markup=False,
+    )
+
+
 def demo(
     data_dir: Annotated[
         Path | None,
@@ -56,12 +80,14 @@ def demo(
     ] = None,
 ) -> None:
     """Set up a fresh demo installation on SQLite and the paper venue, and check it."""
-    overrides = {"data_dir": _fresh_dir(data_dir), "demo": True, "database_url": None}
+    fresh = _fresh_dir(data_dir)
+    overrides = {"data_dir": fresh, "demo": True, "database_url": None}
     settings = cli_settings(**overrides)
     store = open_store(settings)
     store.engine.dispose()
     out.print(f"Demo installation: {settings.data_dir}", markup=False)
     out.print(f"Database: {store.target.describe()}, schema {store.after.head}", markup=False)
+    _demo_vault(settings.data_dir, overrides)
     checks = run_checks(overrides=overrides)
     render_checks(checks)
     out.print(

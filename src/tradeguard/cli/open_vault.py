@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from tradeguard.cli.settings import cli_settings
 from tradeguard.cli.store import open_store
@@ -15,12 +16,12 @@ __all__ = ["opened_vault"]
 
 
 @contextmanager
-def opened_vault() -> Iterator[Vault]:
+def opened_vault(**overrides: Any) -> Iterator[Vault]:
     """The vault for one command; the keyring is wiped and the engine closed after it.
 
     The master key is loaded before the store is touched, so a missing key changes nothing.
     """
-    settings = cli_settings()
+    settings = cli_settings(**overrides)
     keyring = load_master_keyring(settings)
     try:
         store = open_store(settings)

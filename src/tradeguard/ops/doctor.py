@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import resource
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from tradeguard.core.permissions import exposure_problem
 from tradeguard.store import DatabaseTarget, create_engine, schema_status
 from tradeguard.store.engine import check_sqlite_files
 from tradeguard.store.url import is_local_host
+from tradeguard.vault.master import FILE_VARIABLE, describe_source, load_master_keyring
 
 __all__ = ["Check", "Status", "run_checks"]
 
@@ -167,7 +169,12 @@ def _database(settings: Settings) -> Iterator[Check]:
     yield _schema(target)
 
 
-_LABELS = {"demo": "demo mode", "sandbox": "bot sandbox", "log_level": "log level"}
+_LABELS = {
+    "demo": "demo mode",
+    "sandbox": "bot sandbox",
+    "log_level": "log level",
+    "master_key": "master key source",
+}
 
 
 def _production_rules(settings: Settings) -> Iterator[Check]:
@@ -175,9 +182,65 @@ def _production_rules(settings: Settings) -> Iterator[Check]:
         label = _LABELS.get(name, name)
         if problem:
             yield Check(label, "fail", problem)
+        elif name == "master_key":
+            yield Check(label, "pass", f"not refused ({settings.env})")
         else:
             value = getattr(settings, name)
             yield Check(label, "pass", f"{ENV_PREFIX}{name.upper()}={value} ({settings.env})")
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    try:
+        path.resolve().relative_to(directory.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _master_key(settings: Settings) -> Iterator[Check]:
+    if settings.master_key is None and not settings.master_key_command:
+        yield Check(
+            "master key",
+            "fail" if settings.production else "warn",
+            "none configured (the server refuses to start without one); create a keyring with "
+            f"`tradeguard vault master-key init --file PATH` and set {FILE_VARIABLE}=PATH",
+        )
+        return
+    try:
+        keyring = load_master_keyring(settings)
+    except TradeguardError as e:
+        yield Check("master key", "fail", e.message)
+        return
+    versions, primary = keyring.versions, keyring.primary
+    keyring.wipe()
+    yield Check(
+        "master key",
+        "pass",
+        f"{describe_source(settings)}: versions {versions}, primary {primary}",
+    )
+    file = os.environ.get(FILE_VARIABLE)
+    if file and _inside(Path(file), settings.data_dir):
+        yield Check(
+            "master key location",
+            "warn" if settings.production else "pass",
+            f"{file} is inside the data directory, so every copy or backup of the data carries "
+            "the key that opens it"
+            + ("; keep the keyring elsewhere (or in a secrets manager)" if settings.production
+               else " (acceptable for the demo and development)"),
+        )  # fmt: skip
+
+
+def _memory_lock() -> Check:
+    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if soft == 0:
+        return Check(
+            "memory locking",
+            "warn",
+            "RLIMIT_MEMLOCK is 0: unlocked vault keys may be swapped to disk; set LimitMEMLOCK= "
+            "in the systemd unit (64K is plenty)",
+        )
+    shown = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft // 1024} KiB"
+    return Check("memory locking", "pass", f"RLIMIT_MEMLOCK {shown}: unlocked keys stay in RAM")
 
 
 def run_checks(
@@ -196,4 +259,6 @@ def run_checks(
     checks.extend(_production_rules(settings))
     checks.append(_data_dir(settings))
     checks.extend(_database(settings))
+    checks.extend(_master_key(settings))
+    checks.append(_memory_lock())
     return checks

@@ -23,7 +23,7 @@ import tradeguard
 from tradeguard.core.errors import SchemaTooNewError
 from tradeguard.store.url import DatabaseTarget
 
-__all__ = ["SchemaStatus", "schema_status", "upgrade"]
+__all__ = ["SchemaStatus", "head_revision", "schema_status", "upgrade"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 # Any fixed 64-bit number: the key of the PostgreSQL advisory lock that serialises upgrades
@@ -51,11 +51,17 @@ def _script() -> ScriptDirectory:
     return ScriptDirectory.from_config(_config())
 
 
-def _status(connection: sa.Connection) -> SchemaStatus:
-    script = _script()
-    head = script.get_current_head()
+def head_revision() -> str:
+    """The newest schema revision this version of tradeguard knows."""
+    head = _script().get_current_head()
     if head is None:
         raise RuntimeError(f"no migrations found in {_MIGRATIONS}: the installation is broken")
+    return head
+
+
+def _status(connection: sa.Connection) -> SchemaStatus:
+    script = _script()
+    head = head_revision()
     current = MigrationContext.configure(connection).get_current_revision()
     if current is None:
         return SchemaStatus(None, head, "empty")
