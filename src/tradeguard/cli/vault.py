@@ -38,7 +38,12 @@ app.add_typer(master, name="master-key")
 
 UserOpt = Annotated[str, typer.Option("--user", help="The user who owns the credential.")]
 StdinJson = Annotated[
-    bool, typer.Option("--stdin-json", help="Read the fields as one JSON object from stdin.")
+    bool,
+    typer.Option(
+        "--stdin-json",
+        help="Read the fields as one JSON object from stdin (for a password-mode user, the "
+        "vault password comes first, on a line of its own).",
+    ),
 ]
 
 
@@ -69,9 +74,9 @@ def add(
     schema = schema_for(venue)
     with opened_vault() as vault:
         vault.user(user)  # an unknown user fails before anyone types a secret
+        _unlock_if_needed(vault, user)  # first: with --stdin-json the JSON is the rest of stdin
         fields = read_json_fields(schema.fields) if stdin_json else ask_fields(schema.fields)
         try:
-            _unlock_if_needed(vault, user)
             info = vault.add_credential(user, venue, name, fields)
         finally:
             for secret in fields.values():
@@ -144,9 +149,9 @@ def rotate_credential(
     with opened_vault() as vault:
         info = vault.credential(credential, user)
         specs = schema_for(info.venue).fields
+        _unlock_if_needed(vault, info.user_name)
         fields = read_json_fields(specs) if stdin_json else ask_fields(specs)
         try:
-            _unlock_if_needed(vault, info.user_name)
             info = vault.rotate_credential(info.id, fields)
         finally:
             for secret in fields.values():

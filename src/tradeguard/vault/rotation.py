@@ -18,7 +18,7 @@ from typing import cast
 
 import sqlalchemy as sa
 
-from tradeguard.core.errors import IntegrityError, VaultError, WrongPassword
+from tradeguard.core.errors import IntegrityError, VaultError
 from tradeguard.core.events import EventName
 from tradeguard.crypto import DataKey, Envelope, decrypt
 from tradeguard.crypto import encrypt as _encrypt
@@ -26,7 +26,7 @@ from tradeguard.secrets import Password
 from tradeguard.store.models import Credential, CredentialField
 from tradeguard.vault.credentials import field_binding
 from tradeguard.vault.service import Vault, vault_state
-from tradeguard.vault.unlock import new_password_wrapping, unwrap_with_password
+from tradeguard.vault.unlock import new_password_wrapping
 from tradeguard.vault.users import load_user, users
 from tradeguard.vault.wrapping import unwrap_master, wrap_master
 
@@ -188,9 +188,7 @@ def rotate_dek(vault: Vault, user_name: str, password: Password | None = None) -
             if user.vault_mode == "password":
                 if password is None:
                     raise VaultError(f"user {user_name} is in password mode: give the password")
-                old = unwrap_with_password(user, password, vault.kdf_params)
-                if old is None:
-                    raise WrongPassword(f"wrong vault password for {user_name!r}, or no such user")
+                _, old = vault.check_password(user_name, password)
                 with old:
                     count = _reencrypt_fields(conn, user.owner, user.id, old, new, version)
                 values = new_password_wrapping(new, user.id, password, vault.kdf_params)

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from tradeguard.core.clock import Clock, SystemClock
 from tradeguard.core.errors import (
+    ConfigError,
     IntegrityError,
     SecretValueError,
     UnknownUser,
@@ -171,9 +172,13 @@ class Vault:
 
     # -- unlock sessions -----------------------------------------------------------------------
 
-    def unlock(self, name: str, password: Password) -> None:
-        """Open `name`'s vault. `WrongPassword` for a wrong password and for an unknown user
-        alike, after the same Argon2id work; `UnlockThrottled` after repeated failures."""
+    def check_password(self, name: str, password: Password) -> tuple[UserInfo, DataKey]:
+        """The user and their DEK (the caller owns it) if `password` is their vault password.
+
+        Throttled (`UnlockThrottled`) before any work; otherwise always the same Argon2id work
+        and the same `WrongPassword` whether the name is unknown, in service mode (no vault
+        password), or the password is wrong, so the answer does not tell which names exist.
+        """
         now = self.clock.now()
         with self.engine.begin() as conn:
             throttle.check(conn, name, now)
@@ -181,22 +186,29 @@ class Vault:
                 user: UserInfo | None = load_user(conn, name)
             except UnknownUser:
                 user = None
-            if user is not None and user.vault_mode == "service":
-                raise VaultError(
-                    f"user {name} is in service mode: the master key opens their vault, there is "
-                    "nothing to unlock"
-                )
-            dek = unwrap_with_password(user, password, self.kdf_params)
+            candidate = user if user is not None and user.vault_mode == "password" else None
+            dek = unwrap_with_password(candidate, password, self.kdf_params)
             if dek is None:
                 throttle.record_failure(conn, name, now)
-        if dek is None:
+            else:
+                throttle.reset(conn, name)
+        if dek is None or candidate is None:
             self.emit(EventName.VAULT_UNLOCK_FAILED, f"name:{name}")
-            raise WrongPassword(f"wrong vault password for {name!r}, or no such user")
-        if user is None:  # unreachable: an unknown user never unwraps a key
-            raise WrongPassword(f"wrong vault password for {name!r}, or no such user")
-        with self.engine.begin() as conn:
-            throttle.reset(conn, name)
-            self._upgrade_kdf(conn, user, dek, password)
+            raise WrongPassword(
+                f"wrong vault password for {name!r}, or no such user, or a service-mode user "
+                "(who has no vault password)"
+            )
+        return candidate, dek
+
+    def unlock(self, name: str, password: Password) -> None:
+        """Open `name`'s vault until the session times out or `lock()`."""
+        user, dek = self.check_password(name, password)
+        try:
+            with self.engine.begin() as conn:
+                self._upgrade_kdf(conn, user, dek, password)
+        except BaseException:
+            dek.wipe()
+            raise
         self.sessions.open(user.id, dek)
         self.emit(EventName.VAULT_UNLOCKED, user.owner)
 
@@ -205,13 +217,19 @@ class Vault:
     ) -> None:
         if user.kdf_params is None or not user.kdf_params.weaker_than(self.kdf_params):
             return
-        values = new_password_wrapping(dek, user.id, password, self.kdf_params)
+        # Never lower a cost: raise each one that is below the default, keep the others.
+        target = KdfParams(
+            max(user.kdf_params.memory_kib, self.kdf_params.memory_kib),
+            max(user.kdf_params.iterations, self.kdf_params.iterations),
+            max(user.kdf_params.lanes, self.kdf_params.lanes),
+        )
+        values = new_password_wrapping(dek, user.id, password, target)
         conn.execute(users.update().where(users.c.id == user.id).values(**values))
         self.emit(
             EventName.VAULT_KDF_UPGRADED,
             user.owner,
             before=user.kdf_params.describe(),
-            after=self.kdf_params.describe(),
+            after=target.describe(),
         )
 
     def lock(self, name: str) -> bool:
@@ -223,13 +241,7 @@ class Vault:
 
     def change_password(self, name: str, old: Password, new: Password) -> None:
         """Rewrap the DEK under the new password; no credential is re-encrypted."""
-        user = self.user(name)
-        if user.vault_mode != "password":
-            raise VaultError(f"user {name} is in service mode and has no vault password")
-        dek = unwrap_with_password(user, old, self.kdf_params)
-        if dek is None:
-            self.emit(EventName.VAULT_UNLOCK_FAILED, user.owner, reason="password change")
-            raise WrongPassword(f"wrong vault password for {name!r}, or no such user")
+        user, dek = self.check_password(name, old)
         try:
             with self.engine.begin() as conn:
                 values = new_password_wrapping(dek, user.id, new, self.kdf_params)
@@ -409,7 +421,8 @@ class Vault:
                     results.append(VerifyRow(info, "ok"))
                 except VaultLocked:
                     results.append(VerifyRow(info, "locked", "unlock the user's vault first"))
-                except VaultIntegrityError as e:
+                except (VaultError, IntegrityError, ConfigError) as e:
+                    # A retired or missing master key version fails this row, not the report.
                     results.append(VerifyRow(info, "integrity error", e.message))
         failed = sum(r.status == "integrity error" for r in results)
         self.emit(EventName.VAULT_VERIFIED, None, checked=len(results), failed=failed)

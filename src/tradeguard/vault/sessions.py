@@ -52,7 +52,7 @@ class UnlockSessions:
         with self._lock:
             old = self._open.pop(user_id, None)
             self._open[user_id] = _Session(key, now, now)
-        if old is not None:
+        if old is not None and old.key is not key:
             old.key.wipe()
 
     def key(self, user_id: int, user_name: str) -> DataKey:
@@ -66,8 +66,8 @@ class UnlockSessions:
                 session = None
             if session is None:
                 raise VaultLocked(
-                    f"the vault of user {user_name} is locked; unlock it with "
-                    f"`tradeguard vault unlock --user {user_name}`"
+                    f"the vault of user {user_name} is locked (password mode): it opens with "
+                    f"{user_name}'s vault password, which commands that need it ask for"
                 )
             session.last_used = now
             return session.key
