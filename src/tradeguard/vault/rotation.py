@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -32,6 +33,7 @@ from tradeguard.vault.wrapping import unwrap_master, wrap_master
 
 __all__ = ["RewrapResult", "pending_rewrap", "retire_below", "rewrap", "rotate_dek"]
 
+_BUSY_RETRIES = 40
 credentials = cast(sa.Table, Credential.__table__)
 fields_table = cast(sa.Table, CredentialField.__table__)
 Progress = Callable[[int], None]
@@ -68,6 +70,7 @@ def _rewrap_batch(vault: Vault, after_id: int, batch_size: int) -> tuple[int, in
     )
     updates, failed, last = [], [], after_id
     with vault.engine.begin() as conn:
+        vault.check_primary(conn)
         minimum = vault.min_master_version(conn)
         for user_id, name, wrapped, old_version in conn.execute(query):
             last = user_id
@@ -89,6 +92,24 @@ def _rewrap_batch(vault: Vault, after_id: int, batch_size: int) -> tuple[int, in
     return last, len(updates), failed
 
 
+def _busy(error: sa.exc.OperationalError) -> bool:
+    return "database is locked" in str(error.orig)
+
+
+def _batch_with_retry(vault: Vault, after_id: int, batch_size: int) -> tuple[int, int, list[str]]:
+    """A batch, retried while SQLite reports another writer: SQLite does not wait to turn a
+    read transaction into a write one. A retry is safe: the batch committed nothing, and its
+    compare-and-swap skips rows another process rewrapped meanwhile."""
+    for attempt in range(_BUSY_RETRIES):
+        try:
+            return _rewrap_batch(vault, after_id, batch_size)
+        except sa.exc.OperationalError as e:
+            if not _busy(e) or attempt == _BUSY_RETRIES - 1:
+                raise
+            time.sleep(min(0.01 * 2**attempt, 0.5))
+    raise AssertionError("unreachable")
+
+
 def rewrap(
     vault: Vault, *, batch_size: int = 1000, progress: Progress | None = None
 ) -> RewrapResult:
@@ -97,7 +118,7 @@ def rewrap(
         raise ValueError("batch_size must be at least 1")
     last, total, failed = 0, 0, []
     while True:
-        last_seen, done, batch_failed = _rewrap_batch(vault, last, batch_size)
+        last_seen, done, batch_failed = _batch_with_retry(vault, last, batch_size)
         if last_seen == last:
             break
         last, total = last_seen, total + done
@@ -193,6 +214,7 @@ def rotate_dek(vault: Vault, user_name: str, password: Password | None = None) -
                     count = _reencrypt_fields(conn, user.owner, user.id, old, new, version)
                 values = new_password_wrapping(new, user.id, password, vault.kdf_params)
             else:
+                vault.check_primary(conn)
                 with vault.user_dek(conn, user) as old:
                     count = _reencrypt_fields(conn, user.owner, user.id, old, new, version)
                 wrapped, master_version = wrap_master(new, user.id, vault.keyring)

@@ -102,6 +102,16 @@ class Vault:
     def min_master_version(self, conn: sa.Connection) -> int:
         return int(conn.execute(sa.select(vault_state.c.min_master_key_version)).scalar_one())
 
+    def check_primary(self, conn: sa.Connection) -> None:
+        """Refuse to wrap anything under a retired master key version (a stale keyring)."""
+        minimum = self.min_master_version(conn)
+        if self.keyring.primary < minimum:
+            raise VaultError(
+                f"the master keyring's primary version {self.keyring.primary} is retired (the "
+                f"minimum is {minimum}); use the current keyring (restart a long-running server "
+                "after a rotation)"
+            )
+
     @contextmanager
     def user_dek(self, conn: sa.Connection, user: UserInfo) -> Iterator[DataKey]:
         """The user's DEK for the length of the block (wiped after, unless a session owns it)."""
@@ -160,6 +170,7 @@ class Vault:
         self, conn: sa.Connection, user_id: int, dek: DataKey, password: Password | None
     ) -> None:
         if password is None:
+            self.check_primary(conn)
             wrapped, version = wrap_master(dek, user_id, self.keyring)
             values: dict[str, object] = {"wrapped_dek": wrapped, "encryption_key_version": version}
         else:
