@@ -55,6 +55,10 @@ class Secret:
             buf = bytearray(value)
         else:
             raise TypeError(f"value must be str or bytes-like, not {type(value).__name__}")
+        self._own(buf)
+
+    def _own(self, buf: bytearray) -> None:
+        """Hold `buf` as this secret's value, after checking its shape (zeroed if refused)."""
         self._buf = buf
         self._wiped = False
         self._locked = False
@@ -73,14 +77,7 @@ class Secret:
         if not isinstance(buf, bytearray):
             raise TypeError(f"buf must be a bytearray, not {type(buf).__name__}")
         secret = cls.__new__(cls)
-        secret._buf = buf
-        secret._wiped = False
-        secret._locked = False
-        try:
-            secret._check(memoryview(buf).toreadonly())
-        except BaseException:
-            secret.wipe()
-            raise
+        secret._own(buf)
         return secret
 
     def _check(self, value: memoryview) -> None:
