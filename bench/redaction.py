@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import random
 import re
-import resource
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes import Fakes, fill  # noqa: E402 - after the path is set
 
+from _report import emit  # noqa: E402 - bench/ is on sys.path: the scripts run from there
 from tradeguard.secrets import redact  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "redaction" / "corpus.jsonl"
@@ -233,11 +232,8 @@ def main() -> None:
             "no_leaks": representative["secret_values_leaked_filter"] == 0
             and adversarial["secret_values_leaked_filter"] == 0,
         },
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
     }
-    print(json.dumps(result, indent=2))
+    emit(result)
 
 
 if __name__ == "__main__":

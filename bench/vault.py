@@ -26,11 +26,8 @@ with --users N the time is scaled to 100,000). Prints one JSON object; progress 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
-import resource
 import secrets
 import statistics
 import sys
@@ -46,6 +43,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import make_url
 
+from _report import emit  # bench/ is on sys.path: the scripts run from there
 from tradeguard.core.events import MemorySink
 from tradeguard.crypto import (
     DEFAULT_PARAMS,
@@ -417,11 +415,8 @@ def main() -> None:
             "rewrap_sqlite": rewrap_sqlite["rewrap_per_100k_s"] <= TARGET_REWRAP_100K_S,
             "rewrap_postgresql": None if postgres_s is None else postgres_s <= TARGET_REWRAP_100K_S,
         },
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
     }
-    print(json.dumps(result, indent=2))
+    emit(result)
 
 
 if __name__ == "__main__":

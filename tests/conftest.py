@@ -10,6 +10,8 @@ unreachable they skip with the reason, except under CI=true, where they fail.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import secrets
 import subprocess
@@ -101,21 +103,27 @@ def cli(clean_environment: Path) -> CliRunner:
 
 
 class CliRunner:
-    """Runs the real `tradeguard` command in a child process, with a clean environment."""
+    """Runs the real `tradeguard` command in a child process, with a clean environment (plus
+    `env`, for every run) and standard input from a pipe, never the terminal."""
 
-    def __init__(self, cwd: Path) -> None:
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.cwd = cwd
+        self.env = dict(env or {})
 
     def __call__(
-        self, *args: str, env: dict[str, str] | None = None, umask: int | None = None
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        umask: int | None = None,
+        input: str = "",
     ) -> Run:
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEGUARD_")}
-        child_env.update({"COLUMNS": "200", "NO_COLOR": "1"})
-        child_env.update(env or {})
+        child_env.update({"COLUMNS": "200", "NO_COLOR": "1", **self.env, **(env or {})})
         result = subprocess.run(
             [sys.executable, "-m", "tradeguard", *args],
             cwd=self.cwd,
             env=child_env,
+            input=input,
             capture_output=True,
             text=True,
             timeout=120,
@@ -123,3 +131,36 @@ class CliRunner:
             check=False,
         )
         return Run(result.returncode, result.stdout, result.stderr)
+
+
+class Capture(logging.Handler):
+    """A handler that formats records like a real one and keeps the text and the records."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.stream = io.StringIO()
+        self.records: list[logging.LogRecord] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.stream.write(self.format(record) + "\n")
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+
+@pytest.fixture
+def capture() -> Iterator[Capture]:
+    """Every record of every logger, at DEBUG, on the root logger."""
+    handler = Capture()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)

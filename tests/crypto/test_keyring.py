@@ -69,7 +69,6 @@ def test_a_document_with_several_versions_and_a_primary() -> None:
     raws = {1: os.urandom(32), 2: os.urandom(32), 10: os.urandom(32)}
     ring = parse_keyring(_document({str(v): _b64(r) for v, r in raws.items()}, primary=2), SOURCE)
     assert ring.versions == [1, 2, 10]
-    assert list(ring) == [1, 2, 10]
     assert ring.primary == 2
     assert _raw(ring.primary_key()) == raws[2]
     for version, raw in raws.items():

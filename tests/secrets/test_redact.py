@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import logging
 import secrets
 import subprocess
@@ -13,6 +12,7 @@ from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
+from tests.conftest import Capture
 from tests.fakes import Fakes
 
 from tradeguard.secrets import ApiSecret, Secret, redact
@@ -25,38 +25,6 @@ def installed() -> Iterator[None]:
         yield
     finally:
         redact.uninstall()
-
-
-class Capture(logging.Handler):
-    """A handler that formats records like a real one and keeps the text and the records."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stream = io.StringIO()
-        self.records: list[logging.LogRecord] = []
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        self.stream.write(self.format(record) + "\n")
-
-    @property
-    def text(self) -> str:
-        return self.stream.getvalue()
-
-
-@pytest.fixture
-def capture() -> Iterator[Capture]:
-    handler = Capture()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    old_level = root.level
-    root.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
 
 
 def _signed_url() -> tuple[str, str]:

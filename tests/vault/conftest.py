@@ -8,22 +8,16 @@ minimum parameters so a password-mode user costs milliseconds, not a second.
 from __future__ import annotations
 
 import functools
-import io
-import logging
-import os
 import secrets
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tests.conftest import CliRunner, Run
+from tests.conftest import Capture
 
 from tradeguard.core.clock import ManualClock
 from tradeguard.core.events import MemorySink
@@ -180,65 +174,13 @@ def add_credential(vault: Vault, user: str, venue: str, name: str) -> Stored:
 # -- logging -----------------------------------------------------------------------------------
 
 
-class Capture(logging.Handler):
-    """Formats records like a real handler and keeps the text."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.stream = io.StringIO()
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream.write(self.format(record) + "\n")
-
-    @property
-    def text(self) -> str:
-        return self.stream.getvalue()
-
-
 @pytest.fixture
-def capture() -> Iterator[Capture]:
-    """Every record of every logger at DEBUG, redacted by the installed hook, as a CLI run has."""
+def capture(capture: Capture) -> Iterator[Capture]:
+    """The shared capture, with the redaction hook installed, as a CLI run has."""
     was_installed = redact.installed()
     redact.install()
-    handler = Capture()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
     try:
-        yield handler
+        yield capture
     finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
         if not was_installed:
             redact.uninstall()
-
-
-# -- the command line, with standard input -----------------------------------------------------
-
-
-class StdinCliRunner(CliRunner):
-    """`tests.conftest.CliRunner` plus standard input (a pipe, never the terminal), which the
-    vault commands read secrets from; and a fixed environment for every run."""
-
-    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
-        super().__init__(cwd)
-        self.env = env
-
-    def __call__(  # type: ignore[override]
-        self, *args: str, input: str = "", env: dict[str, str] | None = None
-    ) -> Run:
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEGUARD_")}
-        child_env.update({"COLUMNS": "200", "NO_COLOR": "1", **self.env, **(env or {})})
-        result = subprocess.run(
-            [sys.executable, "-m", "tradeguard", *args],
-            cwd=self.cwd,
-            env=child_env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        return Run(result.returncode, result.stdout, result.stderr)

@@ -19,10 +19,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from tests.conftest import Run
+from tests.conftest import Capture, CliRunner, Run
 from tests.vault.conftest import (
-    Capture,
-    StdinCliRunner,
     parse_fields,
     revealed,
     rsa_pem,
@@ -102,7 +100,7 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def tg(clean_environment: Path, home: Path) -> StdinCliRunner:
+def tg(clean_environment: Path, home: Path) -> CliRunner:
     env = {
         "TRADEGUARD_DATA_DIR": str(home / "data"),
         "TRADEGUARD_LOG_LEVEL": "DEBUG",
@@ -110,13 +108,13 @@ def tg(clean_environment: Path, home: Path) -> StdinCliRunner:
         "TRADEGUARD_VAULT_KDF_ITERATIONS": str(MINIMUM_PARAMS.iterations),
         "TRADEGUARD_VAULT_KDF_LANES": str(MINIMUM_PARAMS.lanes),
     }
-    return StdinCliRunner(clean_environment, env)
+    return CliRunner(clean_environment, env)
 
 
 class Session:
     """Runs commands, keeps every output, and checks each one worked as expected."""
 
-    def __init__(self, tg: StdinCliRunner) -> None:
+    def __init__(self, tg: CliRunner) -> None:
         self.tg = tg
         self.runs: list[Run] = []
 
@@ -145,7 +143,7 @@ def every_file(root: Path) -> Iterator[Path]:
 
 
 def test_no_secret_value_comes_out_anywhere(
-    tg: StdinCliRunner, home: Path, canaries: Canaries, capture: Capture
+    tg: CliRunner, home: Path, canaries: Canaries, capture: Capture
 ) -> None:
     c = canaries
     keyring_file = home / "keyring.json"
@@ -302,7 +300,7 @@ def test_no_secret_value_comes_out_anywhere(
     assert len(c.values) >= 25
 
 
-def test_a_keyring_file_others_can_read_is_refused(tg: StdinCliRunner, home: Path) -> None:
+def test_a_keyring_file_others_can_read_is_refused(tg: CliRunner, home: Path) -> None:
     keyring_file = home / "keyring.json"
     init_keyring_file(keyring_file)
     keyring_file.chmod(0o640)
@@ -314,7 +312,7 @@ def test_a_keyring_file_others_can_read_is_refused(tg: StdinCliRunner, home: Pat
 
 
 def test_stdin_json_works_for_a_password_mode_user(
-    tg: StdinCliRunner, home: Path, canaries: Canaries
+    tg: CliRunner, home: Path, canaries: Canaries
 ) -> None:
     keyring_file = home / "keyring.json"
     init_keyring_file(keyring_file)

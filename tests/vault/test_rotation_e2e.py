@@ -375,7 +375,7 @@ def _until_both_wait(
 
 
 def test_two_rewraps_at_once_leave_every_key_on_the_new_version(
-    stage: Stage, request: pytest.FixtureRequest
+    stage: Stage,
 ) -> None:
     expected = _populate(stage.vault(), USERS, 1)
     assert rotate_keyring_file(stage.keyring_file) == 2
@@ -407,19 +407,9 @@ def test_a_rewrap_counts_only_the_keys_it_rewrapped_itself(
     postgres_schema_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
 ) -> None:
     """Two rewraps race for the same rows: the compare-and-swap lets one win each row, and the
     loser must not report (nor log as an event) keys it did not rewrap."""
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True,
-            reason="BUG: vault/rotation.py _rewrap_batch returns len(updates), the rows it "
-            "tried to update, not the rows its compare-and-swap UPDATE changed, so a rewrap "
-            "that loses rows to a concurrent one still counts them (CLI 'Rewrapped N' and "
-            "the vault.deks_rewrapped event overstate; two runs report more than exist)",
-        )
-    )
     target = resolve_database(Secret(postgres_schema_url), tmp_path, production=False)
     keyring_file = tmp_path / "master.keyring"
     init_keyring_file(keyring_file)
@@ -462,7 +452,7 @@ def test_a_rewrap_counts_only_the_keys_it_rewrapped_itself(
 
 
 def test_a_keyring_pointing_at_a_retired_version_cannot_rewrap_down_to_it(
-    stage: Stage, request: pytest.FixtureRequest
+    stage: Stage,
 ) -> None:
     expected = _populate(stage.vault(), 5, 1)
     rotate_keyring_file(stage.keyring_file)
@@ -488,7 +478,7 @@ def test_a_keyring_pointing_at_a_retired_version_cannot_rewrap_down_to_it(
 
 
 def test_a_process_with_the_pre_rotation_keyring_cannot_add_a_user_under_a_retired_version(
-    stage: Stage, request: pytest.FixtureRequest
+    stage: Stage,
 ) -> None:
     _populate(stage.vault(), 2, 1)
     before_rotation = stage.vault()  # a long-running process: its keyring is loaded once

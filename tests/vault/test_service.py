@@ -9,10 +9,10 @@ from typing import cast
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import Capture
 from tests.vault.conftest import (
     ABSOLUTE_TIMEOUT_S,
     IDLE_TIMEOUT_S,
-    Capture,
     Stored,
     Users,
     add_credential,
@@ -259,7 +259,7 @@ def test_unknown_venue_wrong_fields_and_duplicates_are_refused(vault: Vault, use
         vault.add_credential(
             "svc", "binance", "binance-main", parse_fields("binance", random_values("binance"))
         )
-    with pytest.raises(VaultError, match="a user name is 1 to 64 characters"):
+    with pytest.raises(VaultError, match="a credential name is 1 to 64 characters"):
         vault.add_credential("svc", "binance", "Not A Name", parse_fields("binance", stored.values))
     assert [c.name for c in vault.credentials()] == ["binance-main"]  # nothing else was stored
     assert use_values(vault, stored.id) == stored.values

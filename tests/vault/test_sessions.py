@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import resource
+from pathlib import Path
+
 import pytest
 
 from tradeguard.core.clock import ManualClock
@@ -168,3 +171,24 @@ def test_reopening_replaces_the_key_and_zeroes_the_old_one(
     clock.advance(IDLE - 1)  # past the first session's absolute timeout: the clock restarted
     assert sessions.key(1, "alice") is new
     assert not new.wiped
+
+
+def _locked_kib() -> int:
+    """What the kernel says this process has mlocked (VmLck, in KiB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmLck:"):
+            return int(line.split()[1])
+    pytest.skip("no VmLck in /proc/self/status on this system")
+
+
+@pytest.mark.skipif(
+    resource.getrlimit(resource.RLIMIT_MEMLOCK)[0] == 0, reason="RLIMIT_MEMLOCK is 0 here"
+)
+def test_an_open_session_keeps_its_key_mlocked_and_closing_unlocks_it(
+    sessions: UnlockSessions,
+) -> None:
+    before = _locked_kib()
+    sessions.open(1, DataKey.generate())
+    assert _locked_kib() > before  # the page holding the key is locked in RAM (no swap)
+    sessions.close(1)
+    assert _locked_kib() == before

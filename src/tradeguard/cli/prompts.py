@@ -10,13 +10,14 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from tradeguard.core.errors import SecretValueError, VaultError
 from tradeguard.secrets import Password, Secret
 from tradeguard.vault import FieldSpec
 
-__all__ = ["ask_fields", "ask_new_password", "ask_password", "read_json_fields"]
+__all__ = ["ask_new_password", "ask_password", "entered_fields"]
 
 _MIN_PASSWORD = 12
 _MAX_PASSWORD = 1024
@@ -49,18 +50,17 @@ def ask_new_password(user: str) -> Password:
     return Password(text)
 
 
-def _parse(spec: FieldSpec, value: str) -> Secret:
-    try:
-        return spec.parse(value)
-    except SecretValueError as e:
-        raise SecretValueError(f"{spec.name}: {e.message}") from None
-
-
-def ask_fields(specs: Sequence[FieldSpec]) -> dict[str, Secret]:
+def _parse_all(
+    specs: Sequence[FieldSpec], value_of: Callable[[FieldSpec], str]
+) -> dict[str, Secret]:
+    """Each field parsed into its type; if one is refused, those already parsed are wiped."""
     fields: dict[str, Secret] = {}
     try:
         for spec in specs:
-            fields[spec.name] = _parse(spec, _ask(spec.label))
+            try:
+                fields[spec.name] = spec.parse(value_of(spec))
+            except SecretValueError as e:
+                raise SecretValueError(f"{spec.name}: {e.message}") from None
     except BaseException:
         for secret in fields.values():
             secret.wipe()
@@ -68,7 +68,7 @@ def ask_fields(specs: Sequence[FieldSpec]) -> dict[str, Secret]:
     return fields
 
 
-def read_json_fields(specs: Sequence[FieldSpec]) -> dict[str, Secret]:
+def _json_fields(specs: Sequence[FieldSpec]) -> dict[str, Secret]:
     """`{"api_key": "...", "api_secret": "..."}` on standard input, for scripts."""
     raw = sys.stdin.read(_MAX_STDIN + 1)
     if len(raw) > _MAX_STDIN:
@@ -83,15 +83,22 @@ def read_json_fields(specs: Sequence[FieldSpec]) -> dict[str, Secret]:
     if not isinstance(data, dict) or set(data) != set(expected):
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise VaultError(f"--stdin-json: expected an object with exactly {expected}; got {got}")
-    fields: dict[str, Secret] = {}
+
+    def value_of(spec: FieldSpec) -> str:
+        value = data[spec.name]
+        if not isinstance(value, str):
+            raise VaultError(f"--stdin-json: {spec.name} must be a string")
+        return value
+
+    return _parse_all(specs, value_of)
+
+
+@contextmanager
+def entered_fields(specs: Sequence[FieldSpec], stdin_json: bool) -> Iterator[dict[str, Secret]]:
+    """A credential's fields from hidden prompts (or `--stdin-json`), wiped when the block ends."""
+    fields = _json_fields(specs) if stdin_json else _parse_all(specs, lambda s: _ask(s.label))
     try:
-        for spec in specs:
-            value = data[spec.name]
-            if not isinstance(value, str):
-                raise VaultError(f"--stdin-json: {spec.name} must be a string")
-            fields[spec.name] = _parse(spec, value)
-    except BaseException:
+        yield fields
+    finally:
         for secret in fields.values():
             secret.wipe()
-        raise
-    return fields

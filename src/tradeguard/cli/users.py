@@ -10,7 +10,7 @@ from rich.table import Table
 from tradeguard.cli.console import out
 from tradeguard.cli.open_vault import opened_vault
 from tradeguard.cli.prompts import ask_new_password
-from tradeguard.vault.users import all_users, check_user_name
+from tradeguard.vault.users import all_users, check_name
 
 __all__ = ["app"]
 
@@ -30,7 +30,7 @@ def add(
     ],
 ) -> None:
     """Add a user with a fresh data key."""
-    check_user_name(name)
+    check_name(name)
     if vault_mode not in ("service", "password"):
         raise typer.BadParameter("choose service or password", param_hint="--vault-mode")
     with opened_vault() as vault:

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from tradeguard.cli.console import out
 from tradeguard.cli.open_vault import opened_vault
-from tradeguard.cli.prompts import ask_fields, ask_new_password, ask_password, read_json_fields
+from tradeguard.cli.prompts import ask_new_password, ask_password, entered_fields
 from tradeguard.cli.settings import cli_settings
 from tradeguard.core.events import EventName
 from tradeguard.vault import (
@@ -75,12 +75,8 @@ def add(
     with opened_vault() as vault:
         vault.user(user)  # an unknown user fails before anyone types a secret
         _unlock_if_needed(vault, user)  # first: with --stdin-json the JSON is the rest of stdin
-        fields = read_json_fields(schema.fields) if stdin_json else ask_fields(schema.fields)
-        try:
+        with entered_fields(schema.fields, stdin_json) as fields:
             info = vault.add_credential(user, venue, name, fields)
-        finally:
-            for secret in fields.values():
-                secret.wipe()
     out.print(f"Stored {_describe(info)}.", markup=False)
 
 
@@ -150,12 +146,8 @@ def rotate_credential(
         info = vault.credential(credential, user)
         specs = schema_for(info.venue).fields
         _unlock_if_needed(vault, info.user_name)
-        fields = read_json_fields(specs) if stdin_json else ask_fields(specs)
-        try:
+        with entered_fields(specs, stdin_json) as fields:
             info = vault.rotate_credential(info.id, fields)
-        finally:
-            for secret in fields.values():
-                secret.wipe()
     out.print(f"Rotated {_describe(info)}. Revoke the old key at the venue.", markup=False)
 
 

@@ -20,7 +20,7 @@ import json
 import re
 import shlex
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tradeguard.core.errors import ConfigError
@@ -66,9 +66,6 @@ class Keyring:
 
     def primary_key(self) -> DataKey:
         return self.keys[self.primary]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.versions)
 
     def wipe(self) -> None:
         for key in self.keys.values():

@@ -15,6 +15,7 @@ from tradeguard.core.errors import UnknownCredential
 from tradeguard.crypto import Binding
 from tradeguard.secrets import Secret
 from tradeguard.store.models import Credential, CredentialField, User
+from tradeguard.vault.users import owner_of
 
 __all__ = [
     "CredentialInfo",
@@ -49,7 +50,7 @@ class CredentialInfo:
 
     @property
     def owner(self) -> str:
-        return f"user:{self.user_id}"
+        return owner_of(self.user_id)
 
 
 def _select() -> sa.Select[tuple[object, ...]]:

@@ -33,7 +33,7 @@ FILE_VARIABLE = "TRADEGUARD_MASTER_KEY_FILE"
 COMMAND_VARIABLE = "TRADEGUARD_MASTER_KEY_COMMAND"
 
 
-def _source(settings: Settings) -> str:
+def _source() -> str:
     if FILE_VARIABLE in os.environ:
         return f"{FILE_VARIABLE} ({os.environ[FILE_VARIABLE]})"
     return VARIABLE
@@ -43,12 +43,12 @@ def load_master_keyring(settings: Settings) -> Keyring:
     """The master keyring from the configured source, or a `ConfigError` saying how to set one."""
     if settings.master_key is not None and settings.master_key_command:
         raise ConfigError(
-            f"both a master key ({_source(settings)}) and {COMMAND_VARIABLE} are set; keep one"
+            f"both a master key ({_source()}) and {COMMAND_VARIABLE} are set; keep one"
         )
     if settings.master_key_command:
         return _run_command(settings.master_key_command, COMMAND_VARIABLE)
     if settings.master_key is not None:
-        return parse_keyring(settings.master_key, _source(settings))
+        return parse_keyring(settings.master_key, _source())
     raise KeyringError(
         f"no master key is configured; create a keyring with `tradeguard vault master-key init "
         f"--file PATH` and set {FILE_VARIABLE}=PATH (or set {COMMAND_VARIABLE})"
@@ -125,4 +125,4 @@ def rotate_keyring_file(path: Path) -> int:
 def describe_source(settings: Settings) -> str:
     if settings.master_key_command:
         return f"{COMMAND_VARIABLE} ({shlex.split(settings.master_key_command)[0]})"
-    return _source(settings)
+    return _source()

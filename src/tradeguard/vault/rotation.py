@@ -89,7 +89,19 @@ def _rewrap_batch(vault: Vault, after_id: int, batch_size: int) -> tuple[int, in
                 .values(wrapped_dek=sa.bindparam("w"), encryption_key_version=primary),
                 updates,
             )
-    return last, len(updates), failed
+            done = _swapped(conn, {u["uid"]: u["w"] for u in updates})
+        else:
+            done = 0
+    return last, done, failed
+
+
+def _swapped(conn: sa.Connection, ours: dict[int, bytes]) -> int:
+    """How many rows now hold our wrapping: the compare-and-swap skipped the rows a concurrent
+    rewrap got to first, and executemany's row count is not reliable on every driver."""
+    rows = conn.execute(
+        sa.select(users.c.id, users.c.wrapped_dek).where(users.c.id.in_(list(ours)))
+    )
+    return sum(wrapped == ours[user_id] for user_id, wrapped in rows)
 
 
 def _busy(error: sa.exc.OperationalError) -> bool:

@@ -49,7 +49,7 @@ from tradeguard.vault.credentials import (
 from tradeguard.vault.schemas import masked_public, schema_for, validate_fields
 from tradeguard.vault.sessions import UnlockSessions
 from tradeguard.vault.unlock import new_password_wrapping, unwrap_with_password
-from tradeguard.vault.users import UserInfo, VaultMode, check_user_name, load_user, users
+from tradeguard.vault.users import UserInfo, VaultMode, check_name, load_user, users
 from tradeguard.vault.wrapping import unwrap_master, wrap_master
 
 __all__ = ["Vault", "VerifyRow"]
@@ -135,7 +135,7 @@ class Vault:
     # -- users ---------------------------------------------------------------------------------
 
     def add_user(self, name: str, mode: VaultMode, password: Password | None = None) -> UserInfo:
-        check_user_name(name)
+        check_name(name)
         if (mode == "password") != (password is not None):
             raise VaultError("a password-mode user needs a vault password; a service user none")
         dek = DataKey.generate()
@@ -267,7 +267,7 @@ class Vault:
         self, user_name: str, venue: str, name: str, fields: Mapping[str, Secret]
     ) -> CredentialInfo:
         """Store a credential; its fields are parsed into the schema's types by the caller."""
-        check_user_name(name)
+        check_name(name, "credential name")
         schema = schema_for(venue)
         validate_fields(schema, fields)
         credential_id = str(uuid.uuid4())

@@ -13,7 +13,14 @@ from tradeguard.core.errors import UnknownUser, VaultError
 from tradeguard.crypto import KdfParams
 from tradeguard.store.models import User
 
-__all__ = ["UserInfo", "VaultMode", "all_users", "check_user_name", "load_user", "load_user_by_id"]
+__all__ = [
+    "UserInfo",
+    "VaultMode",
+    "all_users",
+    "check_name",
+    "load_user",
+    "owner_of",
+]
 
 VaultMode = Literal["service", "password"]
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -34,13 +41,19 @@ class UserInfo:
 
     @property
     def owner(self) -> str:
-        return f"user:{self.id}"
+        return owner_of(self.id)
 
 
-def check_user_name(name: str) -> str:
+def owner_of(user_id: int) -> str:
+    """How ciphertexts and events name a user: `user:42` (bound into every AAD)."""
+    return f"user:{user_id}"
+
+
+def check_name(name: str, what: str = "user name") -> str:
+    """A user or credential name: what `what` says it is, in the message."""
     if not _NAME.fullmatch(name):
         raise VaultError(
-            "a user name is 1 to 64 characters: lowercase letters, digits, '_', '.', '-', "
+            f"a {what} is 1 to 64 characters: lowercase letters, digits, '_', '.', '-', "
             "starting with a letter or digit"
         )
     return name
@@ -68,13 +81,6 @@ def load_user(conn: sa.Connection, name: str) -> UserInfo:
     row = conn.execute(sa.select(users).where(users.c.name == name)).first()
     if row is None:
         raise UnknownUser(f"no user named {name!r}; list them with `tradeguard users list`")
-    return _from_row(row)
-
-
-def load_user_by_id(conn: sa.Connection, user_id: int) -> UserInfo:
-    row = conn.execute(sa.select(users).where(users.c.id == user_id)).first()
-    if row is None:
-        raise UnknownUser(f"no user with id {user_id}")
     return _from_row(row)
 
 

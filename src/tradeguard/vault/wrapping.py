@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from tradeguard.core.errors import IntegrityError, VaultError
 from tradeguard.crypto import Binding, DataKey, Envelope, Keyring, decrypt, encrypt
+from tradeguard.vault.users import owner_of
 
-__all__ = ["owner_of", "unwrap_master", "unwrap_password", "wrap_master", "wrap_password"]
+__all__ = ["unwrap_master", "unwrap_password", "wrap_master", "wrap_password"]
 
 # A password-derived key has no version of its own (its salt and parameters identify it).
 PASSWORD_KEY_VERSION = 1
-
-
-def owner_of(user_id: int) -> str:
-    return f"user:{user_id}"
 
 
 def _binding(user_id: int, slot: str) -> Binding:
