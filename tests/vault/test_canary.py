@@ -27,7 +27,7 @@ from tests.vault.conftest import (
     token,
 )
 
-from tradeguard.config import read_secret_file
+from tradeguard.secrets.files import read_secret_file
 from tradeguard.core.errors import VaultIntegrityError, WrongPassword
 from tradeguard.crypto import MINIMUM_PARAMS, parse_keyring
 from tradeguard.secrets import Password

@@ -22,11 +22,11 @@ from tradeguard.config import (
     dotenv_path,
     load_settings,
     production_problems,
-    read_secret_file,
     secret_setting_names,
 )
 from tradeguard.core.errors import TradeguardError
 from tradeguard.core.permissions import exposure_problem
+from tradeguard.secrets.files import read_secret_file
 from tradeguard.store import DatabaseTarget, create_engine, schema_status
 from tradeguard.store.engine import check_sqlite_files
 from tradeguard.store.url import is_local_host
