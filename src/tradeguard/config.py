@@ -112,6 +112,15 @@ class Settings(BaseSettings):
     vault_kdf_memory_kib: int = Field(default=DEFAULT_PARAMS.memory_kib, ge=19 * 1024)
     vault_kdf_iterations: int = Field(default=DEFAULT_PARAMS.iterations, ge=2)
     vault_kdf_lanes: int = Field(default=DEFAULT_PARAMS.lanes, ge=1, le=64)
+    audit_key: SecretSetting | None = None
+    audit_key_command: str | None = None
+    allow_env_audit_key: bool = False
+    audit_checkpoint_file: Path | None = None
+    audit_webhook_url: SecretSetting | None = None
+    audit_head_every: int = Field(default=1000, ge=1, le=1_000_000)
+    audit_head_interval: int = Field(default=60, ge=1, le=24 * 3600)
+    audit_group_commit_ms: float = Field(default=2.0, ge=0, le=2.0)
+    audit_retention_days: int = Field(default=90, ge=1)
 
     @field_validator("env", "sandbox", mode="before")
     @classmethod
@@ -123,14 +132,18 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "audit_checkpoint_file")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().absolute()
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().absolute()
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    def checkpoint_file(self) -> Path:
+        """Where signed tree heads are appended (ship this file off the host)."""
+        return self.audit_checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
 
     def kdf_params(self) -> KdfParams:
         try:
@@ -242,9 +255,9 @@ def _validation_error(error: ValidationError) -> ConfigError:
     return ConfigError(f"{name}: {first['msg']}; see docs/configuration.md")
 
 
-def _env_master_key(settings: Settings) -> bool:
-    """The master key came from the TRADEGUARD_MASTER_KEY variable, not a file or command."""
-    return settings.master_key is not None and _variable("master_key") in os.environ
+def _from_env(settings: Settings, name: str) -> bool:
+    """The secret setting came from its TRADEGUARD_<NAME> variable, not a file or command."""
+    return getattr(settings, name) is not None and _variable(name) in os.environ
 
 
 _PRODUCTION_RULES: tuple[tuple[str, Callable[[Settings], bool], str], ...] = (
@@ -262,10 +275,17 @@ _PRODUCTION_RULES: tuple[tuple[str, Callable[[Settings], bool], str], ...] = (
     ),
     (
         "master_key",
-        lambda s: _env_master_key(s) and not s.allow_env_master_key,
+        lambda s: _from_env(s, "master_key") and not s.allow_env_master_key,
         "TRADEGUARD_MASTER_KEY in the environment is refused in production: every process and "
         "crash report of this user can read it; use TRADEGUARD_MASTER_KEY_FILE or "
         "TRADEGUARD_MASTER_KEY_COMMAND (or set TRADEGUARD_ALLOW_ENV_MASTER_KEY=1 if you must)",
+    ),
+    (
+        "audit_key",
+        lambda s: _from_env(s, "audit_key") and not s.allow_env_audit_key,
+        "TRADEGUARD_AUDIT_KEY in the environment is refused in production: every process and "
+        "crash report of this user can read it; use TRADEGUARD_AUDIT_KEY_FILE or "
+        "TRADEGUARD_AUDIT_KEY_COMMAND (or set TRADEGUARD_ALLOW_ENV_AUDIT_KEY=1 if you must)",
     ),
     (
         "log_level",

@@ -1,9 +1,10 @@
 """`tradeguard demo` (what `make demo` runs): a fresh installation on the embedded defaults.
 
-Until the order path exists, the demo sets up a private data directory with its SQLite store and
-a master keyring, creates a demo user (vault in service mode) with a paper-venue credential,
-checks that the vault decrypts it, runs the deployment checks and says what the demo will show
-once the bots can trade. It prints no trading output it has not produced.
+Until the order path exists, the demo sets up a private data directory with its SQLite store, a
+master keyring and an audit keyring, creates a demo user (vault in service mode) with a
+paper-venue credential, checks that the vault decrypts it, verifies the audit log those steps
+wrote, runs the deployment checks and says what the demo will show once the bots can trade. It
+prints no trading output it has not produced.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import typer
 from rich.panel import Panel
 from rich.text import Text
 
+from tradeguard.audit import AUDIT_KEY, load_audit_keys, verify
 from tradeguard.cli.console import out
 from tradeguard.cli.doctor import render_checks
 from tradeguard.cli.open_vault import opened_vault
@@ -24,6 +26,7 @@ from tradeguard.cli.settings import cli_settings
 from tradeguard.cli.store import open_store
 from tradeguard.core.errors import DataDirError
 from tradeguard.ops.doctor import run_checks
+from tradeguard.store import create_engine
 from tradeguard.vault.master import FILE_VARIABLE, init_keyring_file
 
 __all__ = ["demo"]
@@ -54,13 +57,22 @@ def _fresh_dir(data_dir: Path | None) -> Path:
     return data_dir
 
 
-def _demo_vault(data_dir: Path, overrides: dict[str, object]) -> None:
-    """A keyring in the demo directory (doctor flags that in production) and a demo user."""
+def _demo_keys(data_dir: Path) -> Path:
+    """Master and audit keyrings in the demo directory (doctor flags that in production)."""
     keyring = data_dir / "master-keyring.json"
     init_keyring_file(keyring)
-    # The demo is a process of its own: pointing the variable at its keyring makes every later
-    # step (the vault, doctor) find it the way a real installation would.
+    audit_keyring = data_dir / "audit-keyring.json"
+    init_keyring_file(audit_keyring)
+    # The demo is a process of its own: pointing the variables at its keyrings makes every
+    # later step (the vault, the audit log, doctor) find them the way a real installation would.
     os.environ[FILE_VARIABLE] = str(keyring)
+    os.environ[AUDIT_KEY.file_variable] = str(audit_keyring)
+    return keyring
+
+
+def _demo_vault(data_dir: Path, overrides: dict[str, object]) -> None:
+    """A demo user in service mode with a paper credential, every step in the audit log."""
+    keyring = _demo_keys(data_dir)
     with opened_vault(**overrides) as vault:
         vault.add_user("demo", "service")
         info = vault.add_credential("demo", "paper", "paper-main", {})
@@ -69,6 +81,22 @@ def _demo_vault(data_dir: Path, overrides: dict[str, object]) -> None:
     out.print(
         f"Vault: keyring {keyring} (0600), user demo (service mode), credential "
         f"{info.name} on {info.venue}; vault verify: {ok}/{len(rows)} ok",
+        markup=False,
+    )
+
+
+def _demo_audit(overrides: dict[str, object]) -> None:
+    """`audit verify` against the checkpoint file the steps above wrote."""
+    settings = cli_settings(**overrides)  # again: the audit key variable is set now
+    engine = create_engine(settings.database())
+    try:
+        report = verify(engine, load_audit_keys(settings), against=settings.checkpoint_file())
+    finally:
+        engine.dispose()
+    state = "intact" if report.ok else f"DAMAGED ({report.findings[0].message})"
+    out.print(
+        f"Audit log: {report.entries} entries, {report.heads} signed tree head(s), "
+        f"checkpoints in {settings.checkpoint_file()}; audit verify: {state}",
         markup=False,
     )
 
@@ -88,6 +116,7 @@ def demo(
     out.print(f"Demo installation: {settings.data_dir}", markup=False)
     out.print(f"Database: {store.target.describe()}, schema {store.after.head}", markup=False)
     _demo_vault(settings.data_dir, overrides)
+    _demo_audit(overrides)
     checks = run_checks(overrides=overrides)
     render_checks(checks)
     out.print(

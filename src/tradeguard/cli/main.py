@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 import tradeguard
-from tradeguard.cli import db, demo, doctor, users, vault
+from tradeguard.cli import audit, db, demo, doctor, users, vault
 from tradeguard.cli.console import err, out
 from tradeguard.cli.logs import configure_logging
 from tradeguard.core.errors import TradeguardError
@@ -37,6 +37,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(vault.app, name="vault")
+app.add_typer(audit.app, name="audit")
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 

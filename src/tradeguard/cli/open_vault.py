@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from tradeguard.audit import load_audit_keys
+from tradeguard.cli.open_audit import open_audit_log
 from tradeguard.cli.settings import cli_settings
 from tradeguard.cli.store import open_store
 from tradeguard.core.clock import SystemClock
@@ -17,26 +19,38 @@ __all__ = ["opened_vault"]
 
 @contextmanager
 def opened_vault(**overrides: Any) -> Iterator[Vault]:
-    """The vault for one command; the keyring is wiped and the engine closed after it.
+    """The vault for one command, its events going to the audit log; afterwards the keyring is
+    wiped, the audit log closed (a tree head signed) and the engine closed.
 
-    The master key is loaded before the store is touched, so a missing key changes nothing.
+    The master and audit keys are loaded before the store is touched, so a missing key changes
+    nothing.
     """
     settings = cli_settings(**overrides)
     keyring = load_master_keyring(settings)
     try:
+        audit_keys = load_audit_keys(settings)
         store = open_store(settings)
         clock = SystemClock()
         sessions = UnlockSessions(
             clock, settings.vault_idle_timeout, settings.vault_absolute_timeout
         )
+        audit = open_audit_log(settings, store.engine, audit_keys, clock)
         vault = Vault(
-            store.engine, keyring, clock=clock, sessions=sessions, kdf_params=settings.kdf_params()
+            store.engine,
+            keyring,
+            clock=clock,
+            sessions=sessions,
+            events=audit,
+            kdf_params=settings.kdf_params(),
         )
         try:
             yield vault
         finally:
-            vault.flush_usage()
-            sessions.close_all()
-            store.engine.dispose()
+            try:
+                vault.flush_usage()
+                sessions.close_all()
+            finally:
+                audit.close()
+                store.engine.dispose()
     finally:
         keyring.wipe()

@@ -8,9 +8,10 @@ carry ids, names and counts, never secret values.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
@@ -37,9 +38,13 @@ class EventName(StrEnum):
     VAULT_DEKS_REWRAPPED = "vault.deks.rewrapped"
     VAULT_DEK_ROTATED = "vault.dek.rotated"
     VAULT_VERIFIED = "vault.verified"
+    AUDIT_PRUNED = "audit.pruned"
+    AUDIT_KEY_ROTATED = "audit.key.rotated"
 
 
-Detail = str | int | bool | None
+# Money and quantities are Decimal (the audit log writes them as strings, never as floats);
+# nesting is allowed for structured details such as an order intent.
+Detail = str | int | bool | Decimal | None | Sequence["Detail"] | Mapping[str, "Detail"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class DomainEvent:
     actor: str | None = None  # who did it: `user:42`, `operator` (the CLI), `system`
     subject: str | None = None  # what it was done to: a credential id, `user:42`
     details: Mapping[str, Detail] = field(default_factory=dict)
+    ip: str | None = None  # where the request came from, when it came over the network
 
 
 class EventSink(Protocol):

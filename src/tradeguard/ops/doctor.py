@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from tradeguard.audit import AUDIT_KEY, load_audit_keys
 from tradeguard.config import (
     ENV_PREFIX,
     Settings,
@@ -26,6 +27,7 @@ from tradeguard.config import (
 )
 from tradeguard.core.errors import TradeguardError
 from tradeguard.core.permissions import exposure_problem
+from tradeguard.crypto.keyring_file import describe_source as describe_keyring_source
 from tradeguard.secrets.files import read_secret_file
 from tradeguard.store import DatabaseTarget, create_engine, schema_status
 from tradeguard.store.engine import check_sqlite_files
@@ -174,6 +176,7 @@ _LABELS = {
     "sandbox": "bot sandbox",
     "log_level": "log level",
     "master_key": "master key source",
+    "audit_key": "audit key source",
 }
 
 
@@ -182,7 +185,7 @@ def _production_rules(settings: Settings) -> Iterator[Check]:
         label = _LABELS.get(name, name)
         if problem:
             yield Check(label, "fail", problem)
-        elif name == "master_key":
+        elif name in ("master_key", "audit_key"):
             yield Check(label, "pass", f"not refused ({settings.env})")
         else:
             value = getattr(settings, name)
@@ -230,6 +233,36 @@ def _master_key(settings: Settings) -> Iterator[Check]:
         )  # fmt: skip
 
 
+def _audit_key(settings: Settings) -> Iterator[Check]:
+    if settings.audit_key is None and not settings.audit_key_command:
+        yield Check(
+            "audit key",
+            "fail" if settings.production else "warn",
+            "none configured (commands that change anything refuse to run without one); create "
+            f"a keyring with `tradeguard audit key init --file PATH` and set "
+            f"{AUDIT_KEY.file_variable}=PATH",
+        )
+        return
+    try:
+        keys = load_audit_keys(settings)
+    except TradeguardError as e:
+        yield Check("audit key", "fail", e.message)
+        return
+    source = describe_keyring_source(settings.audit_key_command, AUDIT_KEY)
+    yield Check("audit key", "pass", f"{source}: versions {keys.versions}, primary {keys.primary}")
+    checkpoints = settings.checkpoint_file()
+    if _inside(checkpoints, settings.data_dir):
+        yield Check(
+            "audit checkpoints",
+            "warn" if settings.production else "pass",
+            f"tree heads go to {checkpoints}, inside the data directory: a rollback of the host "
+            "rolls them back too"
+            + ("; ship the file off the host (or set TRADEGUARD_AUDIT_WEBHOOK_URL) and point "
+               "TRADEGUARD_AUDIT_CHECKPOINT_FILE at a synced location" if settings.production
+               else " (acceptable for the demo and development)"),
+        )  # fmt: skip
+
+
 def _memory_lock() -> Check:
     soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
     if soft == 0:
@@ -260,5 +293,6 @@ def run_checks(
     checks.append(_data_dir(settings))
     checks.extend(_database(settings))
     checks.extend(_master_key(settings))
+    checks.extend(_audit_key(settings))
     checks.append(_memory_lock())
     return checks

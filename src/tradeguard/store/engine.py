@@ -32,10 +32,12 @@ __all__ = [
     "check_sqlite_files",
     "connect_check",
     "create_engine",
+    "for_writing",
     "sqlite_files",
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+_IMMEDIATE = "tradeguard_begin_immediate"
 _SQLITE_PRAGMAS = (
     f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
     "PRAGMA journal_mode = WAL",
@@ -99,7 +101,18 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _on_sqlite_begin(connection: sa.Connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def for_writing(connection: sa.Connection) -> sa.Connection:
+    """Mark a connection whose next transaction reads and then writes.
+
+    On SQLite its transactions start with BEGIN IMMEDIATE: the write lock is taken up front, so
+    two such transactions queue on the busy timeout instead of one failing when it tries to
+    upgrade its read lock. (On PostgreSQL, lock the rows read with SELECT ... FOR UPDATE.)
+    """
+    return connection.execution_options(**{_IMMEDIATE: True})
 
 
 def _sqlite_engine(target: DatabaseTarget) -> Engine:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -13,13 +14,20 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AuditEntry",
+    "AuditNode",
+    "AuditPrune",
+    "AuditState",
+    "AuditTreeHead",
     "Base",
     "Credential",
     "CredentialField",
@@ -165,3 +173,78 @@ class UnlockThrottle(Base):
     subject: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# -- audit log ---------------------------------------------------------------------------------
+# Append-only: the migration adds triggers that abort UPDATE and DELETE on these tables (DELETE
+# only below a recorded prune boundary). Times are integer microseconds since the Unix epoch,
+# UTC: exact, the same on both databases, and what the Merkle leaves commit to.
+
+
+class AuditEntry(Base):
+    """One audit entry; `leaf_hash` is its RFC 6962 leaf, `mac` binds it to its seq (keyed)."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    event: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(256))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    details: Mapped[str] = mapped_column(Text)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    key_version: Mapped[int] = mapped_column(Integer)
+    mac: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditState(Base):
+    """One row: the tree as the appenders left it (size, compact range, root), the last signed
+    head, and the audit-key version whose pepper hashes actors. Appenders lock this row, which
+    is what makes concurrent appends one sequence. `verify` never trusts it."""
+
+    __tablename__ = "audit_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    last_head_size: Mapped[int] = mapped_column(BigInteger)
+    last_head_ts: Mapped[int] = mapped_column(BigInteger)
+    pepper_version: Mapped[int | None] = mapped_column(Integer)
+
+
+class AuditNode(Base):
+    """Hashes of complete subtrees of 256 leaves and more, so a proof reads O(log n) rows."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditTreeHead(Base):
+    """A signed tree head: Ed25519 over (instance, size, root, time); one per tree size."""
+
+    __tablename__ = "audit_tree_heads"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    key_version: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditPrune(Base):
+    """A retention prune: entries below `first_seq` were deleted; the signed compact range of
+    [0, first_seq) lets verification go on from there."""
+
+    __tablename__ = "audit_prunes"
+
+    first_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+    key_version: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)

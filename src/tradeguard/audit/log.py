@@ -1,0 +1,425 @@
+"""The audit log's writer: durable appends, group commit, signed tree heads.
+
+`AuditLog.append()` checks and canonicalises the entry in the caller's thread (a bad entry is
+refused before anything is queued), hands it to one writer thread, and returns the entry's seq
+only once the transaction that holds it has committed. The writer takes every entry that is
+waiting (and, while other callers are still inside `append()`, waits up to the group-commit
+window, 2 ms by default, for them) and writes them in one transaction: one fsync for the lot.
+
+Several processes (CLI commands, server instances on PostgreSQL) append to one log: each
+transaction locks the single `audit_state` row first (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+SELECT ... FOR UPDATE), reads the tree's size and compact range from it, and writes them back
+advanced. One sequence, dense from 0, one tree, no forks.
+
+A tree head is signed in the same transaction when `head_every` entries have been added since the
+last one, from the writer's timer when `head_interval` seconds have passed with new entries, and
+on `close()`. After the commit it is appended to the checkpoint file and, when configured,
+POSTed to the webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from tradeguard.audit import tables
+from tradeguard.audit.entry import (
+    actor_hash,
+    canonical_details,
+    check_event,
+    check_ip,
+    check_subject,
+    leaf_data,
+    to_micros,
+)
+from tradeguard.audit.heads import TreeHead, WebhookPublisher, append_checkpoint, origin_of
+from tradeguard.audit.keys import AuditKeys, entry_mac
+from tradeguard.audit.merkle import Frontier, leaf_hash
+from tradeguard.core.clock import Clock, SystemClock
+from tradeguard.core.errors import StorageError
+from tradeguard.core.events import DomainEvent, EventName
+from tradeguard.secrets.patterns import redact_text
+from tradeguard.store.engine import for_writing
+
+__all__ = ["STORED_NODE_LEVEL", "AuditLog", "AuditOptions", "AuditWriteError"]
+
+log = logging.getLogger(__name__)
+
+# Subtrees of 2**8 leaves and larger are stored, so a proof reads O(log n) node rows and at most
+# a few ranges of fewer than 256 leaves.
+STORED_NODE_LEVEL = 8
+_MAX_BATCH = 1024
+_ENTRY_COLUMNS = "seq, ts, event, actor, subject, ip, details, leaf_hash, key_version, mac"
+_INSERT_ENTRY = f"INSERT INTO audit_log ({_ENTRY_COLUMNS}) VALUES ({{}})"  # noqa: S608
+_INSERT_ENTRY_SQLITE = _INSERT_ENTRY.format(", ".join(["?"] * 10))
+_INSERT_ENTRY_PG = _INSERT_ENTRY.format(", ".join(["%s"] * 10))
+_INSERT_NODE_SQLITE = "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)"
+_INSERT_NODE_PG = "INSERT INTO audit_nodes (level, idx, hash) VALUES (%s, %s, %s)"
+
+
+class AuditWriteError(StorageError):
+    """The audit log could not be written; the entry (and whatever needed it) did not happen."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    head_every: int = 1000
+    head_interval: float = 60.0
+    window: float = 0.002  # group-commit window, seconds
+    checkpoint_file: Path | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    ts: int
+    event: str
+    actor: str | None
+    subject: str | None
+    ip: str | None
+    details: str
+    future: Future[int]
+
+
+@dataclass(frozen=True)
+class _Written:
+    size: int
+    head: TreeHead | None
+
+
+class AuditLog:
+    """Append-only, tamper-evident audit log. Also an `EventSink` for domain events."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        keys: AuditKeys,
+        *,
+        clock: Clock | None = None,
+        options: AuditOptions | None = None,
+        webhook: WebhookPublisher | None = None,
+    ) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.clock = clock or SystemClock()
+        self.options = options or AuditOptions()
+        self.webhook = webhook
+        with engine.begin() as conn:
+            self.origin = origin_of(tables.instance_id(conn))
+            self._pepper = keys.pepper(_pepper_version(conn, keys.primary))
+        self._queue: deque[_Pending] = deque()
+        self._inside = 0  # callers inside append(): the writer waits for them, briefly
+        self._cond = threading.Condition()
+        self._closing = False
+        self._closed = False
+        self._head_now: list[Future[TreeHead | None]] = []
+        self._conn: sa.Connection | None = None
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    # -- appending -----------------------------------------------------------------------------
+
+    def actor(self, actor_id: str) -> str:
+        """The hash an actor id is stored as: search the log for it."""
+        return actor_hash(self._pepper, actor_id)
+
+    def append(
+        self,
+        event: EventName | str,
+        *,
+        actor: str | None = None,
+        subject: str | None = None,
+        ip: str | None = None,
+        details: Mapping[str, object] | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """Append one entry; its seq, once committed. Refuses bad input before writing."""
+        with self._cond:
+            if self._closing:
+                raise AuditWriteError("the audit log is closed; nothing was written")
+            self._inside += 1
+        try:
+            pending = self._prepare(event, actor, subject, ip, details, at)
+            self._enqueue(pending)
+            return pending.future.result()
+        finally:
+            self._leave()
+
+    def _prepare(
+        self,
+        event: EventName | str,
+        actor: str | None,
+        subject: str | None,
+        ip: str | None,
+        details: Mapping[str, object] | None,
+        at: datetime | None,
+    ) -> _Pending:
+        return _Pending(
+            to_micros(at or self.clock.now()),
+            check_event(event).value,
+            None if actor is None else actor_hash(self._pepper, actor),
+            check_subject(subject),
+            check_ip(ip),
+            canonical_details(details),
+            Future(),
+        )
+
+    def _enqueue(self, pending: _Pending) -> None:
+        with self._cond:
+            self._queue.append(pending)
+            self._cond.notify_all()
+
+    def _leave(self) -> None:
+        with self._cond:
+            self._inside -= 1
+            if self._queue:
+                self._cond.notify_all()
+
+    async def append_async(
+        self,
+        event: EventName | str,
+        *,
+        actor: str | None = None,
+        subject: str | None = None,
+        ip: str | None = None,
+        details: Mapping[str, object] | None = None,
+        at: datetime | None = None,
+    ) -> int:
+        """`append` for asyncio code (the gateway): awaits the commit without blocking the loop."""
+        with self._cond:
+            if self._closing:
+                raise AuditWriteError("the audit log is closed; nothing was written")
+            self._inside += 1
+        try:
+            pending = self._prepare(event, actor, subject, ip, details, at)
+            self._enqueue(pending)
+            return await asyncio.wrap_future(pending.future)
+        finally:
+            self._leave()
+
+    def emit(self, event: DomainEvent) -> None:
+        self.append(
+            event.name,
+            actor=event.actor,
+            subject=event.subject,
+            ip=event.ip,
+            details=event.details,
+            at=event.at,
+        )
+
+    def sign_head(self) -> TreeHead | None:
+        """Sign a tree head now if entries were added since the last one; the head, if any."""
+        future: Future[TreeHead | None] = Future()
+        with self._cond:
+            if self._closing:
+                raise AuditWriteError("the audit log is closed")
+            self._head_now.append(future)
+            self._cond.notify_all()
+        return future.result()
+
+    def close(self) -> None:
+        """Write what is queued, sign a final tree head, stop the writer and the webhook."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+        self._closed = True
+        if self.webhook is not None:
+            self.webhook.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _take(self) -> tuple[list[_Pending], list[Future[TreeHead | None]], bool]:
+        """The next batch, the explicit head requests, and whether the head timer fired."""
+        with self._cond:
+            timer = self._cond.wait_for(
+                lambda: self._queue or self._head_now or self._closing,
+                timeout=self.options.head_interval,
+            )
+            if self._queue and self.options.window > 0:
+                deadline = self.clock.monotonic() + self.options.window
+                while len(self._queue) < min(self._inside, _MAX_BATCH):
+                    remaining = deadline - self.clock.monotonic()
+                    if remaining <= 0 or not self._cond.wait(remaining):
+                        break
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), _MAX_BATCH))]
+            heads, self._head_now = self._head_now, []
+            return batch, heads, not timer
+
+    def _run(self) -> None:
+        try:
+            while True:
+                batch, head_requests, timer = self._take()
+                with self._cond:
+                    stopping = self._closing and not self._queue
+                force = bool(head_requests) or stopping
+                if batch or force or timer:
+                    self._write_safely(batch, force=force, timer=timer, head_requests=head_requests)
+                if stopping:
+                    return
+        finally:
+            self._disconnect()
+
+    def _connection(self) -> sa.Connection:
+        """The writer's own connection, kept open between batches (a checkout per batch costs
+        more than the batch's inserts)."""
+        if self._conn is None:
+            self._conn = for_writing(self.engine.connect())
+        return self._conn
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except Exception:
+                log.debug("audit writer: closing a broken connection failed", exc_info=True)
+
+    def _write_safely(
+        self,
+        batch: list[_Pending],
+        *,
+        force: bool,
+        timer: bool,
+        head_requests: list[Future[TreeHead | None]],
+    ) -> None:
+        try:
+            written = self._write(batch, force=force, timer=timer)
+        except Exception as e:  # noqa: BLE001 - handed to every waiting caller, never lost
+            self._disconnect()  # the next batch starts on a fresh connection
+            error = _write_error(e)
+            for request in [*batch]:
+                request.future.set_exception(error)
+            for head_request in head_requests:
+                head_request.set_exception(error)
+            log.error("audit log write failed: %s", error.message)
+            return
+        first = written.size - len(batch)
+        for offset, pending in enumerate(batch):
+            pending.future.set_result(first + offset)
+        if written.head is not None:
+            self._publish(written.head)
+        for head_request in head_requests:
+            head_request.set_result(written.head)
+
+    def _publish(self, head: TreeHead) -> None:
+        if self.options.checkpoint_file is not None:
+            try:
+                append_checkpoint(self.options.checkpoint_file, head, self.keys)
+            except OSError as e:
+                log.error(
+                    "audit: tree head %d is stored but not in the checkpoint file %s (%s)",
+                    head.size,
+                    self.options.checkpoint_file,
+                    e.strerror,
+                )
+        if self.webhook is not None:
+            self.webhook.publish(head)
+
+    def _write(self, batch: list[_Pending], *, force: bool, timer: bool) -> _Written:
+        conn = self._connection()
+        with conn.begin():
+            row = conn.execute(
+                sa.select(tables.state).where(tables.state.c.id == 1).with_for_update()
+            ).one()
+            frontier = Frontier.from_bytes(row.size, row.frontier)
+            if batch:
+                self._insert(conn, frontier, batch)
+            root = frontier.root()
+            now = to_micros(self.clock.now())
+            due = frontier.size - row.last_head_size >= self.options.head_every or (
+                timer and now - row.last_head_ts >= self.options.head_interval * 1_000_000
+            )
+            head = None
+            if frontier.size > row.last_head_size and (force or due):
+                head = TreeHead.sign(self.keys, self.origin, frontier.size, root, now)
+                conn.execute(
+                    sa.insert(tables.tree_heads).values(
+                        size=head.size,
+                        ts=head.ts,
+                        root=head.root,
+                        key_version=head.key_version,
+                        signature=head.signature,
+                    )
+                )
+            if batch or head is not None:
+                values: dict[str, object] = {
+                    "size": frontier.size,
+                    "frontier": frontier.to_bytes(),
+                    "root": root,
+                }
+                if head is not None:
+                    values.update(last_head_size=head.size, last_head_ts=head.ts)
+                conn.execute(sa.update(tables.state).where(tables.state.c.id == 1).values(values))
+            return _Written(frontier.size, head)
+
+    def _insert(self, conn: sa.Connection, frontier: Frontier, batch: list[_Pending]) -> None:
+        version = self.keys.primary
+        mac_key = self.keys.mac_key(version)
+        rows = []
+        stored = []
+        for p in batch:
+            seq = frontier.size
+            leaf = leaf_hash(leaf_data(seq, p.ts, p.event, p.actor, p.subject, p.ip, p.details))
+            for level, index, node in frontier.append(leaf):
+                if level >= STORED_NODE_LEVEL:
+                    stored.append((level, index, node))
+            mac = entry_mac(mac_key, seq, leaf)
+            rows.append(
+                (seq, p.ts, p.event, p.actor, p.subject, p.ip, p.details, leaf, version, mac)
+            )
+        # Straight to the driver's executemany with tuples: SQLAlchemy's per-row parameter
+        # processing cost more than the rest of the append.
+        sqlite = conn.dialect.name == "sqlite"
+        conn.exec_driver_sql(_INSERT_ENTRY_SQLITE if sqlite else _INSERT_ENTRY_PG, rows)
+        if stored:
+            conn.exec_driver_sql(_INSERT_NODE_SQLITE if sqlite else _INSERT_NODE_PG, stored)
+
+
+def _pepper_version(conn: sa.Connection, primary: int) -> int:
+    """The audit-key version whose pepper hashes actors: fixed by the first writer, for good."""
+    conn.execute(
+        sa.update(tables.state)
+        .where(tables.state.c.id == 1, tables.state.c.pepper_version.is_(None))
+        .values(pepper_version=primary)
+    )
+    return int(conn.execute(sa.select(tables.state.c.pepper_version)).scalar_one())
+
+
+def _write_error(error: Exception) -> AuditWriteError:
+    if isinstance(error, AuditWriteError):
+        return error
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        reason = redact_text(str(error.orig).strip().splitlines()[0])
+    else:
+        reason = redact_text(str(error).strip().splitlines()[0]) if str(error) else ""
+    return AuditWriteError(
+        f"the audit log could not be written ({type(error).__name__}: {reason}); the entry "
+        "was not recorded; check the database"
+    )

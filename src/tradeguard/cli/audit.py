@@ -1,0 +1,334 @@
+"""`tradeguard audit`: verify the log, prove entries and consistency, export, tail, prune, keys.
+
+Proofs and exports go to stdout as JSON (one object, or one line per entry), so they can be piped
+and kept; everything meant for a person goes to stderr or a table. An export line is the entry's
+canonical JSON: SHA-256 of 0x00 followed by the line's bytes (without the newline) is its leaf
+hash, so an auditor can rebuild the tree from an export alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from tradeguard.audit import AUDIT_KEY, AuditKeys, load_audit_keys, verify
+from tradeguard.audit import tables as audit_tables
+from tradeguard.audit.entry import Entry, from_micros, to_micros
+from tradeguard.audit.merkle import ProofError
+from tradeguard.audit.proofs import check_proof, consistency, inclusion
+from tradeguard.audit.retention import prune
+from tradeguard.cli.console import err, out
+from tradeguard.cli.open_audit import open_audit_log
+from tradeguard.cli.settings import cli_settings
+from tradeguard.cli.store import open_store
+from tradeguard.config import Settings
+from tradeguard.core.clock import SystemClock
+from tradeguard.core.errors import TradeguardError
+from tradeguard.core.events import EventName
+from tradeguard.crypto.keyring_file import init_keyring_file, keyring_file_path, rotate_keyring_file
+
+__all__ = ["app"]
+
+app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+key_app = typer.Typer(help="The audit key that signs tree heads and keys entry MACs.")
+app.add_typer(key_app, name="key")
+
+_RELATIVE = re.compile(r"([1-9][0-9]{0,5})([dh])")
+
+
+class BadTime(TradeguardError):
+    """A --since/--until/--before value that is neither a duration nor a date."""
+
+
+def parse_time(text: str, option: str, now: datetime) -> datetime:
+    """`90d` / `12h` (that long before now) or an ISO date or date-time (UTC if no zone)."""
+    relative = _RELATIVE.fullmatch(text.strip())
+    if relative:
+        amount, unit = int(relative[1]), relative[2]
+        return now - (timedelta(days=amount) if unit == "d" else timedelta(hours=amount))
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadTime(
+            f"{option} must be a duration such as 90d or 12h, or a date such as 2026-01-31 "
+            "(optionally with a time)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    settings: Settings
+    engine: sa.Engine
+    keys: AuditKeys
+
+
+@contextmanager
+def _opened() -> Iterator[_Opened]:
+    """Settings, audit keys (loaded before the store is touched), the store's engine."""
+    settings = cli_settings()
+    keys = load_audit_keys(settings)
+    store = open_store(settings)
+    try:
+        yield _Opened(settings, store.engine, keys)
+    finally:
+        store.engine.dispose()
+
+
+def _print_json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+
+@app.command("verify")
+def verify_command(
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            help="A checkpoint file kept off this host: prove the log still extends every head "
+            "in it (catches a database rolled back to an old backup).",
+        ),
+    ] = None,
+) -> None:
+    """Recompute the tree, check every entry, tree head and (with --against) checkpoint."""
+    with _opened() as opened:
+        with opened.engine.connect() as conn:
+            total = int(conn.execute(sa.select(audit_tables.state.c.size)).scalar_one())
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("verifying", total=total)
+            report = verify(
+                opened.engine,
+                opened.keys,
+                against=against,
+                progress=lambda done: bar.update(task, completed=done),
+            )
+    where = f", {report.checkpoints} checkpoint(s) from {against}" if against else ""
+    if report.ok:
+        pruned = f" (entries below {report.first_seq} pruned)" if report.first_seq else ""
+        out.print(
+            f"audit log intact: {report.entries} entries{pruned}, {report.heads} signed tree "
+            f"head(s){where}; root {report.root.hex()}",
+            markup=False,
+        )
+        return
+    first = report.findings[0]
+    at = "" if first.seq is None else f" at seq {first.seq}"
+    err.print(f"audit log DAMAGED: {first.kind}{at}: {first.message}", style="red", markup=False)
+    for other in report.findings[1:]:
+        err.print(f"  also: {other.kind}: {other.message}", markup=False)
+    raise typer.Exit(1)
+
+
+# -- proofs ------------------------------------------------------------------------------------
+
+
+@app.command("prove")
+def prove(seq: Annotated[int, typer.Argument(min=0, help="The entry's seq.")]) -> None:
+    """Print an inclusion proof (JSON) of one entry in the latest signed tree head."""
+    with _opened() as opened:
+        _print_json(inclusion(opened.engine, opened.keys, seq))
+
+
+@app.command("consistency")
+def consistency_command(
+    old_size: Annotated[int, typer.Argument(min=1, help="The size of the older tree head.")],
+) -> None:
+    """Print a consistency proof (JSON): the latest signed head extends the tree of OLD_SIZE."""
+    with _opened() as opened:
+        _print_json(consistency(opened.engine, opened.keys, old_size))
+
+
+@app.command("check-proof")
+def check_proof_command(
+    file: Annotated[
+        Path,
+        typer.Argument(help="A proof from `audit prove` or `audit consistency`; - reads stdin."),
+    ],
+) -> None:
+    """Check a proof offline against the audit key: exit 0 if it holds, 1 if not."""
+    settings = cli_settings()
+    keys = load_audit_keys(settings)
+    text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ProofError(f"the proof is not valid JSON (line {e.lineno}: {e.msg})") from None
+    head = check_proof(document, keys)
+    out.print(
+        f"proof holds: {document['kind']} in the tree head of size {head.size} signed "
+        f"{from_micros(head.ts).isoformat()} by audit key version {head.key_version}",
+        markup=False,
+    )
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def _entries(conn: sa.Connection, query: sa.Select[tuple[object, ...]]) -> Iterator[Entry]:
+    for row in conn.execute(query):
+        yield Entry(row.seq, row.ts, row.event, row.actor, row.subject, row.ip, row.details)
+
+
+@app.command("export")
+def export(
+    since: Annotated[str | None, typer.Option(help="From this time: 7d, 12h or a date.")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time: 7d, 12h or a date.")] = None,
+) -> None:
+    """Print entries as JSON lines (canonical: each line's leaf hash is SHA-256(0x00 || line))."""
+    now = datetime.now(UTC)
+    start = parse_time(since, "--since", now) if since else None
+    end = parse_time(until, "--until", now) if until else None
+    e = audit_tables.entries
+    query = sa.select(e).order_by(e.c.seq)
+    if start is not None:
+        query = query.where(e.c.ts >= to_micros(start))
+    if end is not None:
+        query = query.where(e.c.ts < to_micros(end))
+    with _opened() as opened, opened.engine.connect() as conn:
+        for entry in _entries(conn, query):
+            sys.stdout.write(entry.leaf_data().decode() + "\n")
+
+
+def _table(entries: list[Entry]) -> Table:
+    table = Table("seq", "time (UTC)", "event", "actor", "subject", "details")
+    for entry in entries:
+        table.add_row(
+            str(entry.seq),
+            from_micros(entry.ts).strftime("%Y-%m-%d %H:%M:%S"),
+            entry.event,
+            (entry.actor or "-")[:12],
+            entry.subject or "-",
+            entry.details,
+        )
+    return table
+
+
+@app.command("tail")
+def tail(
+    lines: Annotated[int, typer.Option("-n", "--lines", min=1, max=10_000)] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep showing new entries.")
+    ] = False,
+) -> None:
+    """Show the newest entries (actors are keyed hashes, shortened)."""
+    e = audit_tables.entries
+    with _opened() as opened, opened.engine.connect() as conn:
+        newest = list(_entries(conn, sa.select(e).order_by(e.c.seq.desc()).limit(lines)))
+        newest.reverse()
+        out.print(_table(newest))
+        last = newest[-1].seq if newest else -1
+        while follow:
+            time.sleep(1.0)
+            conn.rollback()  # a fresh snapshot each poll
+            fresh = list(_entries(conn, sa.select(e).where(e.c.seq > last).order_by(e.c.seq)))
+            if fresh:
+                out.print(_table(fresh))
+                last = fresh[-1].seq
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+@app.command("sign")
+def sign() -> None:
+    """Sign a tree head now (if entries were added since the last one)."""
+    with _opened() as opened:
+        log = open_audit_log(opened.settings, opened.engine, opened.keys)
+        try:
+            head = log.sign_head()
+        finally:
+            log.close()
+    if head is None:
+        out.print("no new entries since the last signed tree head", markup=False)
+    else:
+        out.print(f"signed tree head: size {head.size}, root {head.root.hex()}", markup=False)
+
+
+@app.command("prune")
+def prune_command(
+    before: Annotated[str, typer.Option(help="Delete entries older than this: 90d or a date.")],
+) -> None:
+    """Delete old entries (never newer than the retention minimum), keeping a signed boundary."""
+    now = datetime.now(UTC)
+    cutoff = parse_time(before, "--before", now)
+    with _opened() as opened:
+        result = prune(
+            opened.engine,
+            opened.keys,
+            before=cutoff,
+            now=now,
+            minimum_days=opened.settings.audit_retention_days,
+        )
+        log = open_audit_log(opened.settings, opened.engine, opened.keys, SystemClock())
+        try:
+            log.append(
+                EventName.AUDIT_PRUNED,
+                actor="operator",
+                details={"first_seq": result.first_seq, "deleted": result.deleted},
+            )
+        finally:
+            log.close()
+    out.print(
+        f"pruned {result.deleted} entries; the log now starts at seq {result.first_seq}",
+        markup=False,
+    )
+
+
+# -- the key -----------------------------------------------------------------------------------
+
+
+@key_app.command("init")
+def key_init(
+    file: Annotated[Path, typer.Option("--file", help="Where to create the keyring (0600).")],
+) -> None:
+    """Create an audit keyring file with one random key (version 1)."""
+    init_keyring_file(file)
+    out.print(
+        f"Created {file} (0600). Set {AUDIT_KEY.file_variable}={file}; keep a copy off this "
+        "host, apart from the master key.",
+        markup=False,
+    )
+
+
+@key_app.command("rotate")
+def key_rotate() -> None:
+    """Add a new primary version to the audit keyring file; older versions stay (needed to
+    check what they signed)."""
+    cli_settings()
+    path = keyring_file_path(AUDIT_KEY)
+    version = rotate_keyring_file(path, AUDIT_KEY)
+    out.print(
+        f"Added audit key version {version} to {path} as primary; publish its public key "
+        "(`tradeguard audit key public`).",
+        markup=False,
+    )
+
+
+@key_app.command("public")
+def key_public() -> None:
+    """Print the public keys that check tree heads (publish them beside the checkpoints)."""
+    keys = load_audit_keys(cli_settings())
+    _print_json({str(v): keys.public_key_text(v) for v in keys.versions})
