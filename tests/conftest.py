@@ -24,6 +24,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from tradeguard.audit import AUDIT_KEY
+from tradeguard.crypto.keyring_file import init_keyring_file
 from tradeguard.secrets import Secret
 from tradeguard.store import DatabaseTarget, resolve_database
 
@@ -95,6 +97,15 @@ class Run:
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
+
+
+def audit_key_env(directory: Path) -> dict[str, str]:
+    """A fresh audit keyring file in `directory`, as the variable that names it: every command
+    that changes something writes the audit log, and refuses without a key."""
+    path = directory / "audit.keyring"
+    if not path.exists():
+        init_keyring_file(path)
+    return {AUDIT_KEY.file_variable: str(path)}
 
 
 @pytest.fixture

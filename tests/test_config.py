@@ -90,20 +90,27 @@ def test_a_bad_database_url_is_refused_without_echoing_it(monkeypatch: pytest.Mo
 # -- secret files ------------------------------------------------------------------------------
 
 
-def test_the_secret_settings_are_the_database_url_and_the_master_key() -> None:
-    assert secret_setting_names() == ["database_url", "master_key"]
+def test_the_secret_settings_are_the_database_url_the_keys_and_the_webhook() -> None:
+    assert secret_setting_names() == [
+        "database_url",
+        "master_key",
+        "audit_key",
+        "audit_webhook_url",
+    ]
 
 
-def test_an_env_master_key_is_refused_in_production_unless_allowed(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("name", ["master_key", "audit_key"])
+def test_an_env_key_is_refused_in_production_unless_allowed(
+    monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
+    variable = f"TRADEGUARD_{name.upper()}"
     monkeypatch.setenv("TRADEGUARD_ENV", "production")
-    monkeypatch.setenv("TRADEGUARD_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
-    with pytest.raises(UnsafeProductionSetting, match="TRADEGUARD_MASTER_KEY_FILE") as raised:
+    monkeypatch.setenv(variable, base64.b64encode(os.urandom(32)).decode())
+    with pytest.raises(UnsafeProductionSetting, match=f"{variable}_FILE") as raised:
         load_settings()
-    assert os.environ["TRADEGUARD_MASTER_KEY"] not in str(raised.value)
-    monkeypatch.setenv("TRADEGUARD_ALLOW_ENV_MASTER_KEY", "1")
-    assert load_settings().master_key is not None
+    assert os.environ[variable] not in str(raised.value)
+    monkeypatch.setenv(f"TRADEGUARD_ALLOW_ENV_{name.upper()}", "1")
+    assert getattr(load_settings(), name) is not None
 
 
 def test_a_master_key_file_is_allowed_in_production(

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from tests.conftest import Capture, CliRunner, Run
+from tests.conftest import Capture, CliRunner, Run, audit_key_env
 from tests.vault.conftest import (
     parse_fields,
     revealed,
@@ -27,10 +27,10 @@ from tests.vault.conftest import (
     token,
 )
 
-from tradeguard.secrets.files import read_secret_file
 from tradeguard.core.errors import VaultIntegrityError, WrongPassword
 from tradeguard.crypto import MINIMUM_PARAMS, parse_keyring
 from tradeguard.secrets import Password
+from tradeguard.secrets.files import read_secret_file
 from tradeguard.store import create_engine, resolve_database, upgrade
 from tradeguard.vault import Vault
 from tradeguard.vault.master import FILE_VARIABLE, init_keyring_file
@@ -107,6 +107,7 @@ def tg(clean_environment: Path, home: Path) -> CliRunner:
         "TRADEGUARD_VAULT_KDF_MEMORY_KIB": str(MINIMUM_PARAMS.memory_kib),
         "TRADEGUARD_VAULT_KDF_ITERATIONS": str(MINIMUM_PARAMS.iterations),
         "TRADEGUARD_VAULT_KDF_LANES": str(MINIMUM_PARAMS.lanes),
+        **audit_key_env(home),
     }
     return CliRunner(clean_environment, env)
 
@@ -220,7 +221,9 @@ def test_no_secret_value_comes_out_anywhere(
            expect="Removed svc/binance-main")  # fmt: skip
 
     assert " DEBUG " in run.output  # debug logging was on
-    assert "event vault.credential.added" in run.output  # and events were logged
+    # every change went to the audit log, whose export is checked for canaries with the rest
+    run.ok("audit", "export", expect='"event":"vault.credential.added"')
+    run.ok("audit", "verify", expect="audit log intact")
 
     # -- in process: use() with debug logging, SQL statements and their parameters included ---
     errors: list[BaseException] = []

@@ -28,7 +28,7 @@ from typing import cast
 
 import pytest
 import sqlalchemy as sa
-from tests.conftest import CliRunner
+from tests.conftest import CliRunner, audit_key_env
 
 from tradeguard.config import load_settings
 from tradeguard.core.errors import VaultError
@@ -91,6 +91,7 @@ class Stage:
                 "NO_COLOR": "1",
                 "TRADEGUARD_DATA_DIR": str(self.data_dir),
                 FILE_VARIABLE: str(self.keyring_file),
+                **audit_key_env(self.data_dir),
             }
         )
         if self.target.backend == "postgresql":

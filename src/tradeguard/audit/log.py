@@ -117,9 +117,9 @@ class AuditLog:
         self.clock = clock or SystemClock()
         self.options = options or AuditOptions()
         self.webhook = webhook
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             self.origin = origin_of(tables.instance_id(conn))
-            self._pepper = keys.pepper(_pepper_version(conn, keys.primary))
+        self._pepper = keys.pepper(_pepper_version(engine, keys.primary))
         self._queue: deque[_Pending] = deque()
         self._inside = 0  # callers inside append(): the writer waits for them, briefly
         self._cond = threading.Condition()
@@ -402,14 +402,20 @@ class AuditLog:
             conn.exec_driver_sql(_INSERT_NODE_SQLITE if sqlite else _INSERT_NODE_PG, stored)
 
 
-def _pepper_version(conn: sa.Connection, primary: int) -> int:
+def _pepper_version(engine: sa.Engine, primary: int) -> int:
     """The audit-key version whose pepper hashes actors: fixed by the first writer, for good."""
-    conn.execute(
-        sa.update(tables.state)
-        .where(tables.state.c.id == 1, tables.state.c.pepper_version.is_(None))
-        .values(pepper_version=primary)
-    )
-    return int(conn.execute(sa.select(tables.state.c.pepper_version)).scalar_one())
+    select = sa.select(tables.state.c.pepper_version)
+    with engine.connect() as conn:
+        version = conn.execute(select).scalar_one()
+    if version is not None:
+        return int(version)
+    with for_writing(engine.connect()) as conn, conn.begin():
+        conn.execute(
+            sa.update(tables.state)
+            .where(tables.state.c.id == 1, tables.state.c.pepper_version.is_(None))
+            .values(pepper_version=primary)
+        )
+        return int(conn.execute(select).scalar_one())
 
 
 def _write_error(error: Exception) -> AuditWriteError:
