@@ -204,7 +204,10 @@ class Vault:
             else:
                 throttle.reset(conn, name)
         if dek is None or candidate is None:
-            self.emit(EventName.VAULT_UNLOCK_FAILED, f"name:{name}")
+            # The subject is the user's id when the name is known. An unknown name is not
+            # recorded: people type their password into the name field.
+            subject = user.owner if user is not None else None
+            self.emit(EventName.VAULT_UNLOCK_FAILED, subject, known_user=user is not None)
             raise WrongPassword(
                 f"wrong vault password for {name!r}, or no such user, or a service-mode user "
                 "(who has no vault password)"
