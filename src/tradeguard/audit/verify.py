@@ -18,10 +18,11 @@ first that does not: a head commits to a whole prefix, not to one entry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 
@@ -45,10 +46,12 @@ Damage = Literal[
     "bad signature",
     "missing key",
 ]
-_BATCH = 10_000
 _COLUMNS = "seq, ts, event, actor, subject, ip, details, leaf_hash, key_version, mac"
-_SELECT_SQLITE = f"SELECT {_COLUMNS} FROM audit_log WHERE seq >= ? ORDER BY seq"  # noqa: S608
-_SELECT_PG = f"SELECT {_COLUMNS} FROM audit_log WHERE seq >= %(start)s ORDER BY seq"  # noqa: S608
+_RANGE = f"SELECT {_COLUMNS} FROM audit_log WHERE seq >= {{}} AND seq < {{}} ORDER BY seq"  # noqa: S608
+_RANGE_SQLITE = _RANGE.format("?", "?")
+_RANGE_PG = _RANGE.format("%(start)s", "%(end)s")
+_CHUNK_BITS = 16  # entries are checked 65,536 at a time, in chunks aligned to that size
+_CHUNK = 1 << _CHUNK_BITS
 
 
 @dataclass(frozen=True)
@@ -100,17 +103,7 @@ class _Row:
 class _Checkpoint:
     where: str  # "the database" or "checkpoints.jsonl line 7"
     head: TreeHead
-
-
-def _rows(conn: sa.Connection, start: int) -> Iterator[tuple[Any, ...]]:
-    """Entries from `start` in seq order, streamed (a server-side cursor on PostgreSQL)."""
-    # The driver's own rows (tuples), not ORM objects: verify reads a million of them.
-    postgres = conn.dialect.name == "postgresql"
-    result = conn.execution_options(stream_results=True, yield_per=_BATCH).exec_driver_sql(
-        _SELECT_PG if postgres else _SELECT_SQLITE, {"start": start} if postgres else (start,)
-    )
-    for partition in result.partitions(_BATCH):
-        yield from partition
+    published: bool = False  # from the checkpoint file kept off the host
 
 
 def _row(conn: sa.Connection, seq: int) -> _Row | None:
@@ -180,7 +173,7 @@ class _Verifier:
             self.report.heads += 1
         if self.against is not None:
             for number, head in read_checkpoints(self.against):
-                self.check_head(_Checkpoint(f"{self.against} line {number}", head))
+                self.check_head(_Checkpoint(f"{self.against} line {number}", head, True))
                 self.report.checkpoints += 1
         self.heads.sort(key=lambda c: c.head.size)
 
@@ -221,7 +214,7 @@ class _Verifier:
         pending = [c for c in self.heads if c.head.size >= frontier.size]
         self.check_roots(frontier, pending)  # a head exactly at the prune boundary
         if not self.report.findings:
-            self.scan(frontier, stored, pending)
+            frontier = self.scan(frontier, stored, pending)
         self.report.size = frontier.size
         self.report.root = frontier.root()
         if not self.report.findings:
@@ -233,7 +226,7 @@ class _Verifier:
         while pending and pending[0].head.size == frontier.size:
             checkpoint = pending.pop(0)
             if checkpoint.head.root != frontier.root():
-                matched = self.last_matching(checkpoint.head.size)
+                matched = self.last_matching()
                 self.find(
                     "forked",
                     matched,
@@ -242,63 +235,145 @@ class _Verifier:
                     "(the last signed size that still matches)",
                 )
                 return
-            self.matched = checkpoint.head.size
+            # With a checkpoint file, only its heads bound a fork: whoever forked the log with
+            # the audit key re-signed the database's heads to match.
+            if checkpoint.published or self.against is None:
+                self.matched = checkpoint.head.size
 
-    def last_matching(self, _size: int) -> int:
+    def last_matching(self) -> int:
         return max(self.matched, self.report.first_seq)
 
     def scan(
         self, frontier: Frontier, stored: dict[tuple[int, int], bytes], pending: list[_Checkpoint]
-    ) -> None:
-        expected = frontier.size
-        mac_keys: dict[int, Any] = {}
-        append = frontier.append
-        for raw in _rows(self.conn, expected):
-            seq, ts, event, actor, subject, ip, details, stored_leaf, version, mac = raw
-            if seq != expected:
-                self.find(
-                    "deleted",
-                    expected,
-                    f"entries {expected} to {seq - 1} are missing (deleted)",
-                )
-                return
-            key = mac_keys.get(version)
-            if key is None:
-                if not self.keys.has(version):
-                    self.find(
-                        "missing key",
-                        seq,
-                        f"entry {seq} is keyed with audit key version {version}, which the "
-                        f"keyring ({self.keys.source}) lacks; restore that version",
-                    )
-                    return
-                key = mac_keys[version] = self.keys.mac_key(version)
-            leaf = leaf_hash(leaf_data(seq, ts, event, actor, subject, ip, details))
-            if (
-                leaf != stored_leaf
-                or entry_mac(key, seq, leaf) != mac
-                or _quoted(event, actor, subject, ip)
-            ):
-                self.classify(_to_row(raw))
-                return
-            for level, index, node in append(leaf):
-                if level >= STORED_NODE_LEVEL and stored.get((level, index), node) != node:
-                    self.find(
-                        "modified",
-                        index << level,
-                        f"the stored hash of entries {index << level} to "
-                        f"{((index + 1) << level) - 1} does not match them (proofs would fail)",
-                    )
-                    return
-            expected += 1
-            if expected == self.snapshot_at:
+    ) -> Frontier:
+        """Check every entry from the frontier's size on, a chunk at a time; the final frontier.
+
+        Per entry: its leaf as stored, and its MAC (which names a changed, moved or forged entry
+        exactly); per chunk: the subtree hashes stored for proofs; per head: the root.
+        """
+        start = frontier.size
+        while True:
+            end = ((start >> _CHUNK_BITS) + 1) << _CHUNK_BITS
+            rows = _fetch(self.conn, start, end)
+            leaves = [leaf_hash(leaf_data(*r[:7])) for r in rows]
+            if not self.check_entries(start, rows, leaves):
+                return frontier
+            if start % _CHUNK == 0:
+                frontier = self.add_chunk(frontier, leaves, stored, pending)
+            else:
+                frontier = self.add_leaves(frontier, leaves, stored, pending)
+            if self.report.findings:
+                return frontier
+            if self.progress is not None:
+                self.progress(frontier.size)
+            if len(rows) < end - start:
+                self.check_no_rows_after(frontier.size)
+                return frontier
+            start = end
+
+    def check_no_rows_after(self, size: int) -> None:
+        later = self.conn.execute(
+            sa.select(sa.func.min(tables.entries.c.seq)).where(tables.entries.c.seq >= size)
+        ).scalar_one()
+        if later is not None:
+            self.find("deleted", size, f"entries {size} to {later - 1} are missing (deleted)")
+
+    def check_entries(self, start: int, rows: list[tuple[Any, ...]], leaves: list[bytes]) -> bool:
+        """Dense seqs, each leaf as stored, no quote in a plain column, each MAC: the first
+        entry that fails any of them is the damage named."""
+        stored_leaves = [bytes(r[7]) for r in rows]
+        dense = not rows or (rows[0][0] == start and rows[-1][0] == start + len(rows) - 1)
+        if dense and leaves == stored_leaves and not any(_quoted(r) for r in rows):
+            return all(self.check_mac(r, leaf) for r, leaf in zip(rows, leaves, strict=True))
+        for i, (row, leaf) in enumerate(zip(rows, leaves, strict=True)):
+            if row[0] != start + i:
+                self.find("deleted", start + i, f"entry {start + i} is missing (deleted)")
+                return False
+            if leaf != stored_leaves[i] or _quoted(row):
+                self.classify(_to_row(row))
+                return False
+            if not self.check_mac(row, leaf):
+                return False
+        raise AssertionError("a chunk failed its checks but no entry did")  # pragma: no cover
+
+    def check_mac(self, raw: tuple[Any, ...], leaf: bytes) -> bool:
+        seq, version = raw[0], raw[8]
+        if not self.keys.has(version):
+            self.find(
+                "missing key",
+                seq,
+                f"entry {seq} is keyed with audit key version {version}, which the keyring "
+                f"({self.keys.source}) lacks; restore that version",
+            )
+            return False
+        if entry_mac(self.keys.mac_key(version), seq, leaf) != bytes(raw[9]):
+            self.classify(_to_row(raw))
+            return False
+        return True
+
+    def add_chunk(
+        self,
+        frontier: Frontier,
+        leaves: list[bytes],
+        stored: dict[tuple[int, int], bytes],
+        pending: list[_Checkpoint],
+    ) -> Frontier:
+        """An aligned chunk: hash it level by level (list comprehensions, not an append per
+        leaf); the compact range at any size inside it is the frontier at the chunk's start
+        followed by one node per set bit of the offset."""
+        start = frontier.size
+        levels = _levels(leaves)
+        for level in range(STORED_NODE_LEVEL, len(levels)):
+            first = start >> level
+            for j, node in enumerate(levels[level]):
+                if not self.check_stored(stored, level, first + j, node):
+                    return frontier
+        while pending and pending[0].head.size <= start + len(leaves):
+            size = pending[0].head.size
+            self.check_roots(_inside(frontier, levels, size - start), pending)
+            if self.report.findings:
+                return frontier
+        if self.snapshot_at is not None and start < self.snapshot_at <= start + len(leaves):
+            self.report.snapshot = _inside(frontier, levels, self.snapshot_at - start)
+        if len(leaves) < _CHUNK:
+            return _inside(frontier, levels, len(leaves))
+        nodes, completed = _add_block(frontier, _CHUNK_BITS, levels[_CHUNK_BITS][0])
+        for level, index, node in completed:
+            if not self.check_stored(stored, level, index, node):
+                return frontier
+        return Frontier(start + _CHUNK, nodes)
+
+    def add_leaves(
+        self,
+        frontier: Frontier,
+        leaves: list[bytes],
+        stored: dict[tuple[int, int], bytes],
+        pending: list[_Checkpoint],
+    ) -> Frontier:
+        """Leaf by leaf, up to the next aligned chunk (after a prune at an unaligned seq)."""
+        for leaf in leaves:
+            for level, index, node in frontier.append(leaf):
+                if level >= STORED_NODE_LEVEL and not self.check_stored(stored, level, index, node):
+                    return frontier
+            if frontier.size == self.snapshot_at:
                 self.report.snapshot = frontier.copy()
-            if self.progress is not None and expected % _BATCH == 0:
-                self.progress(expected)
-            if pending and pending[0].head.size == expected:
-                self.check_roots(frontier, pending)
-                if self.report.findings:
-                    return
+            self.check_roots(frontier, pending)
+            if self.report.findings:
+                return frontier
+        return frontier
+
+    def check_stored(
+        self, stored: dict[tuple[int, int], bytes], level: int, index: int, node: bytes
+    ) -> bool:
+        if stored.get((level, index), node) == node:
+            return True
+        self.find(
+            "modified",
+            index << level,
+            f"the stored hash of entries {index << level} to {((index + 1) << level) - 1} does "
+            "not match them (proofs would fail)",
+        )
+        return False
 
     def check_end(self, size: int, pending: list[_Checkpoint]) -> None:
         claims = [(self.state.size, "the audit state row")]
@@ -317,7 +392,7 @@ class _Verifier:
 
     def written_at(self, row: _Row, near: int) -> int | None:
         """The seq this row was written at (its MAC says), searching outward from `near`."""
-        if _quoted(row.event, row.actor, row.subject, row.ip) or not self.keys.has(row.key_version):
+        if _quoted_row(row) or not self.keys.has(row.key_version):
             return None
         key = self.keys.mac_key(row.key_version)
         limit = max(self.state.size, row.seq + 1, near + 1)
@@ -353,7 +428,7 @@ class _Verifier:
                     seq,
                     f"entries {seq} and {origin} were swapped",
                 )
-            elif next_origin == origin + 1:
+            elif following is None or next_origin == origin + 1:
                 self.find(
                     "deleted",
                     seq,
@@ -370,9 +445,69 @@ class _Verifier:
             )
 
 
-def _quoted(*values: str | None) -> bool:
+def _quoted(raw: Sequence[Any]) -> bool:
     """A quote in a plain column would let two different rows spell the same leaf."""
-    return any(v is not None and '"' in v for v in values)
+    return '"' in f"{raw[2]}{raw[3]}{raw[4]}{raw[5]}"
+
+
+def _quoted_row(row: _Row) -> bool:
+    return _quoted((row.seq, row.ts, row.event, row.actor, row.subject, row.ip))
+
+
+def _fetch(conn: sa.Connection, start: int, end: int) -> list[tuple[Any, ...]]:
+    """Entries [start, end) in seq order, as the driver's tuples (not ORM rows: verify reads
+    a million of them)."""
+    cursor = conn.connection.cursor()  # the driver's cursor, in this connection's transaction
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute(_RANGE_PG, {"start": start, "end": end})
+        else:
+            cursor.execute(_RANGE_SQLITE, (start, end))
+        return cast(list[tuple[Any, ...]], cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every level of complete aligned subtrees over `leaves`: levels[k][j] is the hash of
+    leaves [j * 2**k, (j + 1) * 2**k)."""
+    levels = [leaves]
+    current = leaves
+    sha256 = hashlib.sha256
+    while len(current) > 1:
+        pairs = iter(current)
+        current = [
+            sha256(b"\x01" + left + right).digest()
+            for left, right in zip(pairs, pairs, strict=False)  # an odd last one waits
+        ]
+        levels.append(current)
+    return levels
+
+
+def _inside(frontier: Frontier, levels: list[list[bytes]], offset: int) -> Frontier:
+    """The compact range at frontier.size + offset, for an offset inside an aligned chunk."""
+    local = [
+        levels[k][(offset >> k) - 1]
+        for k in range(offset.bit_length() - 1, -1, -1)
+        if offset >> k & 1
+    ]
+    return Frontier(frontier.size + offset, [*frontier.nodes, *local])
+
+
+def _add_block(
+    frontier: Frontier, level: int, node: bytes
+) -> tuple[list[bytes], list[tuple[int, int, bytes]]]:
+    """Append a complete aligned subtree: the new nodes, and every subtree it completes."""
+    nodes = list(frontier.nodes)
+    rest = frontier.size >> level
+    completed = [(level, rest, node)]
+    while rest & 1:
+        node = hashlib.sha256(b"\x01" + nodes.pop() + node).digest()
+        rest >>= 1
+        level += 1
+        completed.append((level, rest, node))
+    nodes.append(node)
+    return nodes, completed
 
 
 def verify(
