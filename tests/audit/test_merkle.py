@@ -78,9 +78,11 @@ REFERENCE_ROOTS = [
     )
 ]
 
-# One fixed log of raw entries (varied lengths, some empty) and their leaf hashes.
+# One fixed log of raw entries (varied lengths) and their leaf hashes.
 _rng = random.Random(6962)
-ENTRIES = [_rng.randbytes(_rng.randrange(0, 48)) for _ in range(2200)]
+# Distinct entries (a random length alone repeats b""): equal leaves would let a proof
+# for one index pass for another, and the refusal checks below would fail for no fault.
+ENTRIES = [i.to_bytes(2, "big") + _rng.randbytes(_rng.randrange(0, 46)) for i in range(2200)]
 LEAVES = [leaf_hash(entry) for entry in ENTRIES]
 ALL_LEAVES = ListSource(LEAVES)
 REF_MAX = 300  # sizes the naive reference is asked about (it is quadratic)

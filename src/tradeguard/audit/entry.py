@@ -36,6 +36,7 @@ __all__ = [
     "Entry",
     "actor_hash",
     "canonical_details",
+    "check_actor",
     "check_event",
     "check_ip",
     "check_subject",
@@ -48,8 +49,15 @@ _SUBJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._@/+=-]{0,255}", re.ASCII)
 _DETAIL_KEY = re.compile(r"[a-z][a-z0-9_.]{0,63}", re.ASCII)
 _MAX_STRING = 4096
 _MAX_DEPTH = 4
+_MAX_INT = 10**30  # money and counts fit; a giant int would be slow to print and parse
 _MAX_DETAILS = 64 * 1024
 _EVENTS = {e.value: e for e in EventName}
+_KNOWN_KEYS: set[str] = set()  # detail keys already checked (bounded)
+_MAX_KNOWN_KEYS = 4096
+# One encoder for every append: json.dumps with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -129,7 +137,7 @@ def check_event(name: str | EventName) -> EventName:
 def check_subject(subject: str | None) -> str | None:
     if subject is None:
         return None
-    if not _SUBJECT.fullmatch(subject):
+    if not isinstance(subject, str) or not _SUBJECT.fullmatch(subject):
         raise AuditInputError(
             "an audit subject is an id such as `credential:<uuid>` or `user:42` (letters, "
             "digits and :._@/+=- only, at most 256)"
@@ -138,12 +146,32 @@ def check_subject(subject: str | None) -> str | None:
 
 
 def check_ip(ip: str | None) -> str | None:
+    """An address as text; IPv6 zone ids (`%eth0`) are refused: any text may follow the `%`."""
     if ip is None:
         return None
+    if not isinstance(ip, str) or "%" in ip:
+        raise AuditInputError("an audit ip must be an IPv4 or IPv6 address (without a zone id)")
     try:
         return str(ipaddress.ip_address(ip))
     except ValueError:
         raise AuditInputError("an audit ip must be an IPv4 or IPv6 address") from None
+
+
+def check_actor(actor: str | None) -> str | None:
+    """An actor id (`user:42`, `operator`): text, at most 256 characters, valid Unicode."""
+    if actor is None:
+        return None
+    if not isinstance(actor, str) or not 0 < len(actor) <= 256 or not _encodable(actor):
+        raise AuditInputError("an audit actor is an id such as `user:42`, 1 to 256 characters")
+    return actor
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 def actor_hash(pepper: MacKey, actor: str) -> str:
@@ -154,18 +182,18 @@ def actor_hash(pepper: MacKey, actor: str) -> str:
 
 def _clean(value: object, depth: int) -> object:
     """A JSON-ready copy of one details value; refuses anything that is not plain data."""
+    if isinstance(value, str):  # the common case first
+        return _clean_text(str(value))
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
+        if abs(value) >= _MAX_INT:
+            raise AuditInputError("an audit details number is too large; record it as a string")
         return value
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise AuditInputError("audit details cannot hold a NaN or infinite Decimal")
         return str(value)
-    if isinstance(value, str):
-        if len(value) > _MAX_STRING:
-            raise AuditInputError(f"an audit details string is longer than {_MAX_STRING}")
-        return redact_text(value)
     if isinstance(value, Secret):
         raise AuditInputError("audit details cannot hold a Secret; record an id or a mask")
     if isinstance(value, float):
@@ -182,26 +210,38 @@ def _clean(value: object, depth: int) -> object:
     )
 
 
-def _clean_mapping(details: Mapping[Any, object], depth: int) -> dict[str, object]:
+def _clean_text(value: str) -> str:
+    if len(value) > _MAX_STRING:
+        raise AuditInputError(f"an audit details string is longer than {_MAX_STRING}")
+    if not _encodable(value):
+        raise AuditInputError("an audit details string is not valid Unicode (lone surrogate)")
+    return redact_text(value)
+
+
+def _check_key(key: object) -> None:
+    if key in _KNOWN_KEYS:  # the same few keys come back on every append
+        return
+    if not isinstance(key, str) or not _DETAIL_KEY.fullmatch(key):
+        raise AuditInputError(
+            "audit details keys are lower-case identifiers (a-z, 0-9, _ and .), at most 64"
+        )
+    if len(_KNOWN_KEYS) < _MAX_KNOWN_KEYS:
+        _KNOWN_KEYS.add(key)
+
+
+def _clean_mapping(details: object, depth: int) -> dict[str, object]:
+    if not isinstance(details, Mapping):
+        raise AuditInputError("audit details are a mapping of names to values")
     clean: dict[str, object] = {}
     for key, value in details.items():
-        if not isinstance(key, str) or not _DETAIL_KEY.fullmatch(key):
-            raise AuditInputError(
-                "audit details keys are lower-case identifiers (a-z, 0-9, _ and .), at most 64"
-            )
+        _check_key(key)
         clean[key] = _clean(value, depth)
     return clean
 
 
 def canonical_details(details: Mapping[str, object] | None) -> str:
     """Details as canonical JSON (sorted keys, no whitespace, UTF-8), every string redacted."""
-    text = json.dumps(
-        _clean_mapping(details or {}, 0),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
+    text = _CANONICAL.encode(_clean_mapping(details or {}, 0))
     if len(text) > _MAX_DETAILS:
         raise AuditInputError("audit details are larger than 64 KiB; record ids, not documents")
     return text

@@ -38,6 +38,7 @@ from tradeguard.audit import tables
 from tradeguard.audit.entry import (
     actor_hash,
     canonical_details,
+    check_actor,
     check_event,
     check_ip,
     check_subject,
@@ -61,12 +62,32 @@ log = logging.getLogger(__name__)
 # a few ranges of fewer than 256 leaves.
 STORED_NODE_LEVEL = 8
 _MAX_BATCH = 1024
-_ENTRY_COLUMNS = "seq, ts, event, actor, subject, ip, details, leaf_hash, key_version, mac"
-_INSERT_ENTRY = f"INSERT INTO audit_log ({_ENTRY_COLUMNS}) VALUES ({{}})"  # noqa: S608
-_INSERT_ENTRY_SQLITE = _INSERT_ENTRY.format(", ".join(["?"] * 10))
-_INSERT_ENTRY_PG = _INSERT_ENTRY.format(", ".join(["%s"] * 10))
-_INSERT_NODE_SQLITE = "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)"
-_INSERT_NODE_PG = "INSERT INTO audit_nodes (level, idx, hash) VALUES (%s, %s, %s)"
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The writer's statements in the driver's own parameter style: they run for every batch,
+    and SQLAlchemy's per-statement and per-row processing cost more than the work."""
+
+    lock_state: str
+    update_state: str
+    insert_entries: str
+    insert_nodes: str
+
+    @classmethod
+    def for_dialect(cls, name: str) -> _Statements:
+        # Only constants are interpolated (placeholders, column names); values are parameters.
+        m = "%s" if name == "postgresql" else "?"
+        lock = " FOR UPDATE" if name == "postgresql" else ""  # SQLite: BEGIN IMMEDIATE
+        columns = "seq, ts, event, actor, subject, ip, details, leaf_hash, key_version, mac"
+        state = "size, frontier, last_head_size, last_head_ts"
+        return cls(
+            f"SELECT {state} FROM audit_state WHERE id = 1{lock}",  # noqa: S608
+            f"UPDATE audit_state SET size = {m}, frontier = {m}, root = {m}, "  # noqa: S608
+            f"last_head_size = {m}, last_head_ts = {m} WHERE id = 1",
+            f"INSERT INTO audit_log ({columns}) VALUES ({', '.join([m] * 10)})",  # noqa: S608
+            f"INSERT INTO audit_nodes (level, idx, hash) VALUES ({m}, {m}, {m})",  # noqa: S608
+        )
 
 
 class AuditWriteError(StorageError):
@@ -91,7 +112,40 @@ class _Pending:
     subject: str | None
     ip: str | None
     details: str
-    future: Future[int]
+    # A thread's concurrent future, or (with `loop`) an asyncio future of that loop.
+    future: Future[int] | asyncio.Future[int]
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+def _settle(batch: list[_Pending], first: int, error: AuditWriteError | None) -> None:
+    """Hand each caller its seq (or the error): threads directly, and each event loop its
+    callers in one call, not one wake-up per entry."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
+    for offset, pending in enumerate(batch):
+        if pending.loop is not None:
+            assert isinstance(pending.future, asyncio.Future)  # noqa: S101 - set by append_async
+            by_loop.setdefault(pending.loop, []).append((pending.future, first + offset))
+        elif error is not None:
+            pending.future.set_exception(error)
+        else:
+            pending.future.set_result(first + offset)
+    for loop, waiting in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_in_loop, waiting, error)
+        except RuntimeError:  # the loop closed meanwhile: nobody is waiting any more
+            log.debug("audit: an event loop closed before its appends were acknowledged")
+
+
+def _settle_in_loop(
+    waiting: list[tuple[asyncio.Future[int], int]], error: AuditWriteError | None
+) -> None:
+    for future, seq in waiting:
+        if future.done():  # the caller was cancelled; its entry is written all the same
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(seq)
 
 
 @dataclass(frozen=True)
@@ -127,6 +181,7 @@ class AuditLog:
         self._closed = False
         self._head_now: list[Future[TreeHead | None]] = []
         self._conn: sa.Connection | None = None
+        self._sql = _Statements.for_dialect(engine.dialect.name)
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -152,9 +207,9 @@ class AuditLog:
                 raise AuditWriteError("the audit log is closed; nothing was written")
             self._inside += 1
         try:
-            pending = self._prepare(event, actor, subject, ip, details, at)
-            self._enqueue(pending)
-            return pending.future.result()
+            future: Future[int] = Future()
+            self._enqueue(self._prepare(event, actor, subject, ip, details, at, future, None))
+            return future.result()
         finally:
             self._leave()
 
@@ -166,15 +221,18 @@ class AuditLog:
         ip: str | None,
         details: Mapping[str, object] | None,
         at: datetime | None,
+        future: Future[int] | asyncio.Future[int],
+        loop: asyncio.AbstractEventLoop | None,
     ) -> _Pending:
         return _Pending(
             to_micros(at or self.clock.now()),
             check_event(event).value,
-            None if actor is None else actor_hash(self._pepper, actor),
+            None if actor is None else actor_hash(self._pepper, check_actor(actor) or ""),
             check_subject(subject),
             check_ip(ip),
             canonical_details(details),
-            Future(),
+            future,
+            loop,
         )
 
     def _enqueue(self, pending: _Pending) -> None:
@@ -204,9 +262,10 @@ class AuditLog:
                 raise AuditWriteError("the audit log is closed; nothing was written")
             self._inside += 1
         try:
-            pending = self._prepare(event, actor, subject, ip, details, at)
-            self._enqueue(pending)
-            return await asyncio.wrap_future(pending.future)
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[int] = loop.create_future()
+            self._enqueue(self._prepare(event, actor, subject, ip, details, at, future, loop))
+            return await future
         finally:
             self._leave()
 
@@ -258,9 +317,11 @@ class AuditLog:
     def _take(self) -> tuple[list[_Pending], list[Future[TreeHead | None]], bool]:
         """The next batch, the explicit head requests, and whether the head timer fired."""
         with self._cond:
-            timer = self._cond.wait_for(
-                lambda: self._queue or self._head_now or self._closing,
-                timeout=self.options.head_interval,
+            woken = bool(
+                self._cond.wait_for(
+                    lambda: self._queue or self._head_now or self._closing,
+                    timeout=self.options.head_interval,
+                )
             )
             if self._queue and self.options.window > 0:
                 deadline = self.clock.monotonic() + self.options.window
@@ -270,7 +331,7 @@ class AuditLog:
                         break
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), _MAX_BATCH))]
             heads, self._head_now = self._head_now, []
-            return batch, heads, not timer
+            return batch, heads, not woken
 
     def _run(self) -> None:
         try:
@@ -314,15 +375,12 @@ class AuditLog:
         except Exception as e:  # noqa: BLE001 - handed to every waiting caller, never lost
             self._disconnect()  # the next batch starts on a fresh connection
             error = _write_error(e)
-            for request in [*batch]:
-                request.future.set_exception(error)
+            _settle(batch, 0, error)
             for head_request in head_requests:
                 head_request.set_exception(error)
             log.error("audit log write failed: %s", error.message)
             return
-        first = written.size - len(batch)
-        for offset, pending in enumerate(batch):
-            pending.future.set_result(first + offset)
+        _settle(batch, written.size - len(batch), None)
         if written.head is not None:
             self._publish(written.head)
         for head_request in head_requests:
@@ -345,19 +403,18 @@ class AuditLog:
     def _write(self, batch: list[_Pending], *, force: bool, timer: bool) -> _Written:
         conn = self._connection()
         with conn.begin():
-            row = conn.execute(
-                sa.select(tables.state).where(tables.state.c.id == 1).with_for_update()
-            ).one()
-            frontier = Frontier.from_bytes(row.size, row.frontier)
+            sql = self._sql
+            size, blob, last_head_size, last_head_ts = conn.exec_driver_sql(sql.lock_state).one()
+            frontier = Frontier.from_bytes(size, bytes(blob))
             if batch:
                 self._insert(conn, frontier, batch)
             root = frontier.root()
             now = to_micros(self.clock.now())
-            due = frontier.size - row.last_head_size >= self.options.head_every or (
-                timer and now - row.last_head_ts >= self.options.head_interval * 1_000_000
+            due = frontier.size - last_head_size >= self.options.head_every or (
+                timer and now - last_head_ts >= self.options.head_interval * 1_000_000
             )
             head = None
-            if frontier.size > row.last_head_size and (force or due):
+            if frontier.size > last_head_size and (force or due):
                 head = TreeHead.sign(self.keys, self.origin, frontier.size, root, now)
                 conn.execute(
                     sa.insert(tables.tree_heads).values(
@@ -369,14 +426,12 @@ class AuditLog:
                     )
                 )
             if batch or head is not None:
-                values: dict[str, object] = {
-                    "size": frontier.size,
-                    "frontier": frontier.to_bytes(),
-                    "root": root,
-                }
                 if head is not None:
-                    values.update(last_head_size=head.size, last_head_ts=head.ts)
-                conn.execute(sa.update(tables.state).where(tables.state.c.id == 1).values(values))
+                    last_head_size, last_head_ts = head.size, head.ts
+                conn.exec_driver_sql(
+                    sql.update_state,
+                    (frontier.size, frontier.to_bytes(), root, last_head_size, last_head_ts),
+                )
             return _Written(frontier.size, head)
 
     def _insert(self, conn: sa.Connection, frontier: Frontier, batch: list[_Pending]) -> None:
@@ -394,12 +449,9 @@ class AuditLog:
             rows.append(
                 (seq, p.ts, p.event, p.actor, p.subject, p.ip, p.details, leaf, version, mac)
             )
-        # Straight to the driver's executemany with tuples: SQLAlchemy's per-row parameter
-        # processing cost more than the rest of the append.
-        sqlite = conn.dialect.name == "sqlite"
-        conn.exec_driver_sql(_INSERT_ENTRY_SQLITE if sqlite else _INSERT_ENTRY_PG, rows)
+        conn.exec_driver_sql(self._sql.insert_entries, rows)
         if stored:
-            conn.exec_driver_sql(_INSERT_NODE_SQLITE if sqlite else _INSERT_NODE_PG, stored)
+            conn.exec_driver_sql(self._sql.insert_nodes, stored)
 
 
 def _pepper_version(engine: sa.Engine, primary: int) -> int:

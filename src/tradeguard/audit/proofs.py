@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from tradeguard.audit.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,
+    node_hash,
     subtree_root,
     verify_consistency,
     verify_inclusion,
@@ -31,6 +33,10 @@ from tradeguard.audit.prune import load_prunes
 from tradeguard.core.errors import TradeguardError
 
 __all__ = ["DbSource", "ProofRequestError", "check_proof", "consistency", "inclusion"]
+
+
+_NODE_SQLITE = "SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?"
+_NODE_PG = "SELECT hash FROM audit_nodes WHERE level = %s AND idx = %s"
 
 
 class ProofRequestError(TradeguardError):
@@ -71,13 +77,35 @@ class DbSource:
         return hashes
 
     def node(self, level: int, index: int) -> bytes | None:
-        if (index + 1) << level <= self.first_seq:
+        start, end = index << level, (index + 1) << level
+        if end <= self.first_seq:
             return self._pruned(level, index)
-        n = tables.nodes
-        found = self.conn.execute(
-            sa.select(n.c.hash).where(n.c.level == level, n.c.idx == index)
-        ).scalar_one_or_none()
-        return None if found is None else bytes(found)
+        if start < self.first_seq:
+            # Straddles the prune boundary: its pruned part is made of frontier nodes.
+            return node_hash(
+                self._subtree(level - 1, 2 * index), self._subtree(level - 1, 2 * index + 1)
+            )
+        return self._stored(level, index)
+
+    def _subtree(self, level: int, index: int) -> bytes:
+        found = self.node(level, index) if level > 0 else None
+        if found is not None:
+            return found
+        return subtree_root(self, index << level, (index + 1) << level)
+
+    def _stored(self, level: int, index: int) -> bytes | None:
+        # The driver's cursor: a proof asks for a few dozen nodes, one at a time, and building
+        # a SQLAlchemy statement for each cost more than the lookup.
+        cursor = self.conn.connection.cursor()
+        try:
+            if self.conn.dialect.name == "postgresql":
+                cursor.execute(_NODE_PG, (level, index))
+            else:
+                cursor.execute(_NODE_SQLITE, (level, index))
+            found = cursor.fetchone()
+        finally:
+            cursor.close()
+        return None if found is None else bytes(found[0])
 
     def _pruned(self, level: int, index: int) -> bytes:
         try:
@@ -150,6 +178,18 @@ def _hash(text: object, name: str) -> bytes:
         raise ProofError(f'"{name}" is not valid base64') from None
 
 
+def _canonical_entry(entry: object) -> bytes:
+    """The entry's canonical JSON: the exact bytes its leaf commits to (see audit/entry.py)."""
+    if not isinstance(entry, dict):
+        raise ProofError('"entry" must be the entry as a JSON object')
+    try:
+        return json.dumps(
+            entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+    except (TypeError, ValueError, UnicodeEncodeError):
+        raise ProofError('"entry" cannot be written as canonical JSON') from None
+
+
 def _proof_items(document: dict[str, Any]) -> list[bytes]:
     items = document.get("proof")
     if not isinstance(items, list):
@@ -174,6 +214,8 @@ def check_proof(document: object, keys: AuditKeys) -> TreeHead:
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise ProofError('"seq" must be a whole number')
         leaf = _hash(document.get("leaf_hash"), "leaf_hash")
+        if leaf_hash(_canonical_entry(document.get("entry"))) != leaf:
+            raise ProofError('"entry" does not hash to "leaf_hash": the entry was changed')
         verify_inclusion(seq, head.size, leaf, _proof_items(document), head.root)
     elif kind == "consistency":
         old_size = document.get("old_size")

@@ -152,8 +152,8 @@ class _Verifier:
                     "entries were deleted by someone other than `audit prune`",
                 )
         latest: PruneRecord | None = prunes[-1] if prunes else None
-        if latest is None:
-            return Frontier()
+        if latest is None or self.report.findings:
+            return Frontier()  # with a forged boundary, nothing after it can be trusted
         self.report.first_seq = latest.first_seq
         return latest.frontier()
 
