@@ -3,7 +3,7 @@ test time, and a factory for audit logs that are closed when the test ends."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,5 +58,3 @@ def audit_store(db_target: DatabaseTarget, tmp_path: Path) -> Iterator[AuditStor
         for log in store.opened:
             log.close()
         engine.dispose()
-
-

@@ -45,3 +45,40 @@ def test_vault_bench_reports_every_figure_and_checks_the_rewrapped_keys() -> Non
     assert result["rewrap_sqlite"]["keys"] == 200
     assert result["rewrap_sqlite"]["verified_with_v2_only_keyring"] > 0
     assert "skipped" in result["rewrap_postgresql"]
+
+
+def test_audit_bench_reports_every_figure_with_its_target() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "audit.py"), "--quick", "--skip-postgres"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    result = json.loads(done.stdout)
+    assert result["mode"] == "quick"
+    assert result["large_log_build"]["entries"] == 20_000
+    assert result["large_log_build"]["cache"] == "none (temporary)"
+    sqlite = result["sqlite"]
+    appends = sqlite["appends"]
+    for key in ("one_caller_window_0", "one_caller_default_window", "threads_64", "asyncio_64"):
+        figure = appends[key]
+        if "skipped" in figure:  # AuditLog without append_async
+            continue
+        assert figure["appends_per_s"] > 0
+        assert figure["target_per_s"] > 0
+        assert isinstance(figure["meets_target"], bool)
+    assert appends["log_verified_entries"] > 0
+    baseline = sqlite["baseline_raw_inserts"]
+    assert baseline["one_row_per_commit_per_s"] > 0
+    assert baseline["rows_64_per_commit_per_s"] > 0
+    assert sqlite["verify"]["entries"] == 20_000
+    assert sqlite["verify"]["entries_per_s"] > 0
+    assert isinstance(sqlite["verify"]["meets_target"], bool)
+    proofs = sqlite["inclusion_proof"]
+    assert proofs["proofs"] == proofs["proofs_checked"] == 200
+    assert proofs["request_median_ms"] > 0
+    assert isinstance(proofs["meets_target"], bool)
+    assert "skipped" in result["postgresql"]
+    assert set(result["met"]) >= {"sqlite_threads_64", "sqlite_verify", "sqlite_inclusion_proof"}
+    assert result["peak_rss_mb"] > 0
