@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
@@ -46,7 +47,7 @@ from tradeguard.audit.entry import (
     to_micros,
 )
 from tradeguard.audit.heads import TreeHead, WebhookPublisher, append_checkpoint, origin_of
-from tradeguard.audit.keys import AuditKeys, entry_mac
+from tradeguard.audit.keys import AuditKeys
 from tradeguard.audit.merkle import Frontier, leaf_hash
 from tradeguard.core.clock import Clock, SystemClock
 from tradeguard.core.errors import StorageError
@@ -123,8 +124,8 @@ def _settle(batch: list[_Pending], first: int, error: AuditWriteError | None) ->
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int]]] = {}
     for offset, pending in enumerate(batch):
         if pending.loop is not None:
-            assert isinstance(pending.future, asyncio.Future)  # noqa: S101 - set by append_async
-            by_loop.setdefault(pending.loop, []).append((pending.future, first + offset))
+            future = cast(asyncio.Future[int], pending.future)  # append_async made it
+            by_loop.setdefault(pending.loop, []).append((future, first + offset))
         elif error is not None:
             pending.future.set_exception(error)
         else:
@@ -324,9 +325,10 @@ class AuditLog:
                 )
             )
             if self._queue and self.options.window > 0:
-                deadline = self.clock.monotonic() + self.options.window
+                # Real time, not the injected clock: this is about batching commits.
+                deadline = time.monotonic() + self.options.window
                 while len(self._queue) < min(self._inside, _MAX_BATCH):
-                    remaining = deadline - self.clock.monotonic()
+                    remaining = deadline - time.monotonic()
                     if remaining <= 0 or not self._cond.wait(remaining):
                         break
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), _MAX_BATCH))]
@@ -404,10 +406,16 @@ class AuditLog:
         conn = self._connection()
         with conn.begin():
             sql = self._sql
-            size, blob, last_head_size, last_head_ts = conn.exec_driver_sql(sql.lock_state).one()
+            # The driver's cursor inside SQLAlchemy's transaction: these run for every batch.
+            cursor = conn.connection.cursor()
+            cursor.execute(sql.lock_state)
+            state = cursor.fetchone()
+            if state is None:
+                raise AuditWriteError("the audit_state row is missing; run `tradeguard db upgrade`")
+            size, blob, last_head_size, last_head_ts = state
             frontier = Frontier.from_bytes(size, bytes(blob))
             if batch:
-                self._insert(conn, frontier, batch)
+                self._insert(cursor, frontier, batch)
             root = frontier.root()
             now = to_micros(self.clock.now())
             due = frontier.size - last_head_size >= self.options.head_every or (
@@ -428,30 +436,37 @@ class AuditLog:
             if batch or head is not None:
                 if head is not None:
                     last_head_size, last_head_ts = head.size, head.ts
-                conn.exec_driver_sql(
+                cursor.execute(
                     sql.update_state,
                     (frontier.size, frontier.to_bytes(), root, last_head_size, last_head_ts),
                 )
+            cursor.close()
             return _Written(frontier.size, head)
 
-    def _insert(self, conn: sa.Connection, frontier: Frontier, batch: list[_Pending]) -> None:
+    def _insert(self, cursor: Any, frontier: Frontier, batch: list[_Pending]) -> None:
         version = self.keys.primary
-        mac_key = self.keys.mac_key(version)
-        rows = []
+        first = frontier.size
+        append = frontier.append
+        leaves = []
         stored = []
-        for p in batch:
-            seq = frontier.size
+        for seq, p in enumerate(batch, first):
             leaf = leaf_hash(leaf_data(seq, p.ts, p.event, p.actor, p.subject, p.ip, p.details))
-            for level, index, node in frontier.append(leaf):
+            leaves.append(leaf)
+            for level, index, node in append(leaf):
                 if level >= STORED_NODE_LEVEL:
                     stored.append((level, index, node))
-            mac = entry_mac(mac_key, seq, leaf)
-            rows.append(
+        macs = self.keys.mac_key(version).macs(first, leaves)
+        cursor.executemany(
+            self._sql.insert_entries,
+            [
                 (seq, p.ts, p.event, p.actor, p.subject, p.ip, p.details, leaf, version, mac)
-            )
-        conn.exec_driver_sql(self._sql.insert_entries, rows)
+                for seq, p, leaf, mac in zip(
+                    range(first, first + len(batch)), batch, leaves, macs, strict=True
+                )
+            ],
+        )
         if stored:
-            conn.exec_driver_sql(self._sql.insert_nodes, stored)
+            cursor.executemany(self._sql.insert_nodes, stored)
 
 
 def _pepper_version(engine: sa.Engine, primary: int) -> int:
