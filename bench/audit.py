@@ -36,7 +36,6 @@ import contextlib
 import json
 import os
 import random
-import secrets
 import shutil
 import sqlite3
 import statistics
@@ -61,6 +60,7 @@ from rich.progress import (
 )
 from sqlalchemy.engine import make_url
 
+from _postgres import postgres_schema
 from _report import emit  # bench/ is on sys.path: the scripts run from there
 from tradeguard.audit import AuditKeys, AuditLog, AuditOptions, tables, verify
 from tradeguard.audit.entry import leaf_data
@@ -70,7 +70,6 @@ from tradeguard.audit.proofs import DbSource, check_proof, inclusion
 from tradeguard.core.events import EventName
 from tradeguard.crypto.keyring import parse_keyring
 from tradeguard.crypto.keyring_file import init_keyring_file
-from tradeguard.secrets import Secret
 from tradeguard.secrets.files import read_secret_file
 from tradeguard.store import DatabaseTarget, connect_check, create_engine, resolve_database, upgrade
 from tradeguard.store.engine import SQLITE_BUSY_TIMEOUT_MS
@@ -155,27 +154,6 @@ def opened(target: DatabaseTarget) -> sa.Engine:
 def private_dir(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
-
-
-@contextlib.contextmanager
-def postgres_schema(base: str) -> Iterator[tuple[DatabaseTarget, str]]:
-    """A fresh schema of the test database (target, libpq URL), dropped afterwards."""
-    schema = f"tg_bench_{secrets.token_hex(6)}"
-    admin = sa.create_engine(base, connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-            text = url.render_as_string(hide_password=False)
-            libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
-            with tempfile.TemporaryDirectory() as tmp:
-                yield resolve_database(Secret(text), Path(tmp), production=False), libpq
-        finally:
-            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
 
 
 def postgres_unreachable(base: str) -> str | None:

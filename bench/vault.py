@@ -33,8 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -43,6 +42,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import make_url
 
+from _postgres import postgres_schema
 from _report import emit  # bench/ is on sys.path: the scripts run from there
 from tradeguard.core.events import MemorySink
 from tradeguard.crypto import (
@@ -331,29 +331,9 @@ def bench_rewrap(target: DatabaseTarget, n: int, label: str) -> dict[str, Any]:
         v2.wipe()
 
 
-@contextmanager
-def postgres_schema(base: str) -> Iterator[DatabaseTarget]:
-    """A fresh schema of the test database, dropped afterwards."""
-    schema = f"tg_bench_{secrets.token_hex(6)}"
-    admin = sa.create_engine(base, connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-            text = url.render_as_string(hide_password=False)
-            with tempfile.TemporaryDirectory() as tmp:
-                yield resolve_database(Secret(text), Path(tmp), production=False)
-        finally:
-            with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
-
-
 def bench_rewrap_postgres(base: str, n: int) -> dict[str, Any]:
     try:
-        with postgres_schema(base) as target:
+        with postgres_schema(base) as (target, _):
             return bench_rewrap(target, n, "postgresql")
     except sa.exc.OperationalError as e:
         reason = str(e.orig or e).strip().splitlines()[0]

@@ -203,10 +203,7 @@ class AuditLog:
         at: datetime | None = None,
     ) -> int:
         """Append one entry; its seq, once committed. Refuses bad input before writing."""
-        with self._cond:
-            if self._closing:
-                raise AuditWriteError("the audit log is closed; nothing was written")
-            self._inside += 1
+        self._enter()
         try:
             future: Future[int] = Future()
             self._enqueue(self._prepare(event, actor, subject, ip, details, at, future, None))
@@ -236,6 +233,13 @@ class AuditLog:
             loop,
         )
 
+    def _enter(self) -> None:
+        """Count a caller in: while it prepares its entry, the writer may wait for it."""
+        with self._cond:
+            if self._closing:
+                raise AuditWriteError("the audit log is closed; nothing was written")
+            self._inside += 1
+
     def _enqueue(self, pending: _Pending) -> None:
         with self._cond:
             self._queue.append(pending)
@@ -258,10 +262,7 @@ class AuditLog:
         at: datetime | None = None,
     ) -> int:
         """`append` for asyncio code (the gateway): awaits the commit without blocking the loop."""
-        with self._cond:
-            if self._closing:
-                raise AuditWriteError("the audit log is closed; nothing was written")
-            self._inside += 1
+        self._enter()
         try:
             loop = asyncio.get_running_loop()
             future: asyncio.Future[int] = loop.create_future()
