@@ -11,6 +11,7 @@ catch that person. On PostgreSQL, run the server as a role that cannot drop trig
 rows in the first place; as the database owner:
 
     CREATE ROLE tradeguard_app LOGIN PASSWORD '...';
+    GRANT USAGE ON SCHEMA public TO tradeguard_app;   -- or the schema tradeguard lives in
     GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO tradeguard_app;
     GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO tradeguard_app;
     REVOKE UPDATE, DELETE, TRUNCATE ON audit_log, audit_nodes, audit_tree_heads, audit_prunes
