@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from tradeguard.audit import AuditKeys, AuditLog, AuditOptions
+from tradeguard.audit.heads import WebhookPublisher
 from tradeguard.core.clock import ManualClock
 from tradeguard.crypto import DataKey, Keyring
 from tradeguard.store import DatabaseTarget, create_engine, upgrade
@@ -36,11 +37,17 @@ class AuditStore:
     checkpoints: Path
     opened: list[AuditLog]
 
-    def log(self, **options: Any) -> AuditLog:
+    def log(self, webhook: WebhookPublisher | None = None, **options: Any) -> AuditLog:
         """An audit log on this store; closed (final head signed) at the end of the test."""
         options.setdefault("checkpoint_file", self.checkpoints)
         options.setdefault("window", 0.0)
-        log = AuditLog(self.engine, self.keys, clock=self.clock, options=AuditOptions(**options))
+        log = AuditLog(
+            self.engine,
+            self.keys,
+            clock=self.clock,
+            options=AuditOptions(**options),
+            webhook=webhook,
+        )
         self.opened.append(log)
         return log
 

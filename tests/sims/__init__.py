@@ -1,0 +1,1 @@
+"""Loopback simulators of outside services: real servers the real client code talks to."""
