@@ -33,7 +33,7 @@ from tradeguard.audit.retention import prune
 from tradeguard.cli.console import err, out
 from tradeguard.cli.open_audit import open_audit_log
 from tradeguard.cli.settings import cli_settings
-from tradeguard.cli.store import open_store
+from tradeguard.cli.store import open_existing_store, open_store
 from tradeguard.config import Settings
 from tradeguard.core.clock import SystemClock
 from tradeguard.core.errors import TradeguardError
@@ -49,8 +49,8 @@ app.add_typer(key_app, name="key")
 _RELATIVE = re.compile(r"([1-9][0-9]{0,5})([dh])")
 
 
-class BadTime(TradeguardError):
-    """A --since/--until/--before value that is neither a duration nor a date."""
+class BadInput(TradeguardError):
+    """A value or file given to an audit command cannot be used (exit code 2)."""
 
 
 def parse_time(text: str, option: str, now: datetime) -> datetime:
@@ -62,7 +62,7 @@ def parse_time(text: str, option: str, now: datetime) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise BadTime(
+        raise BadInput(
             f"{option} must be a duration such as 90d or 12h, or a date such as 2026-01-31 "
             "(optionally with a time)"
         ) from None
@@ -77,15 +77,16 @@ class _Opened:
 
 
 @contextmanager
-def _opened() -> Iterator[_Opened]:
-    """Settings, audit keys (loaded before the store is touched), the store's engine."""
+def _opened(*, write: bool = False) -> Iterator[_Opened]:
+    """Settings, audit keys (loaded before the store is touched), the store's engine. Commands
+    that only read open an existing database read-only and never create or migrate one."""
     settings = cli_settings()
     keys = load_audit_keys(settings)
-    store = open_store(settings)
+    engine = open_store(settings).engine if write else open_existing_store(settings)
     try:
-        yield _Opened(settings, store.engine, keys)
+        yield _Opened(settings, engine, keys)
     finally:
-        store.engine.dispose()
+        engine.dispose()
 
 
 def _print_json(document: object) -> None:
@@ -171,7 +172,14 @@ def check_proof_command(
     """Check a proof offline against the audit key: exit 0 if it holds, 1 if not."""
     settings = cli_settings()
     keys = load_audit_keys(settings)
-    text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except OSError as e:
+        raise BadInput(f"cannot read the proof {file} ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise BadInput(
+            f"the proof {file} is not UTF-8 text; pass the JSON `audit prove` printed"
+        ) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as e:
@@ -255,7 +263,7 @@ def tail(
 @app.command("sign")
 def sign() -> None:
     """Sign a tree head now (if entries were added since the last one)."""
-    with _opened() as opened:
+    with _opened(write=True) as opened:
         log = open_audit_log(opened.settings, opened.engine, opened.keys)
         try:
             head = log.sign_head()
@@ -274,7 +282,7 @@ def prune_command(
     """Delete old entries (never newer than the retention minimum), keeping a signed boundary."""
     now = datetime.now(UTC)
     cutoff = parse_time(before, "--before", now)
-    with _opened() as opened:
+    with _opened(write=True) as opened:
         result = prune(
             opened.engine,
             opened.keys,
@@ -320,6 +328,12 @@ def key_rotate() -> None:
     cli_settings()
     path = keyring_file_path(AUDIT_KEY)
     version = rotate_keyring_file(path, AUDIT_KEY)
+    with _opened(write=True) as opened:  # the new version signs the entry that records it
+        log = open_audit_log(opened.settings, opened.engine, opened.keys)
+        try:
+            log.append(EventName.AUDIT_KEY_ROTATED, actor="operator", details={"version": version})
+        finally:
+            log.close()
     out.print(
         f"Added audit key version {version} to {path} as primary; publish its public key "
         "(`tradeguard audit key public`).",

@@ -1,4 +1,4 @@
-"""Open the store for a command that writes: data dir, engine, connection, migrations."""
+"""Open the store for a command: to write (data dir, engine, migrations) or only to read."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from tradeguard.config import Settings, ensure_data_dir
+from tradeguard.core.errors import StorageError
 from tradeguard.store import (
     DatabaseTarget,
     SchemaStatus,
@@ -15,8 +16,9 @@ from tradeguard.store import (
     schema_status,
     upgrade,
 )
+from tradeguard.store.engine import check_sqlite_files
 
-__all__ = ["OpenStore", "open_store"]
+__all__ = ["OpenStore", "open_existing_store", "open_store"]
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,29 @@ def open_store(settings: Settings) -> OpenStore:
     before = schema_status(engine)
     after = upgrade(engine, target)
     return OpenStore(engine, target, before, after)
+
+
+def open_existing_store(settings: Settings) -> sa.Engine:
+    """For commands that only read (`audit verify`, `export`, proofs): the database must exist
+    and be at this version's schema; nothing is created or migrated. A mistyped data directory
+    must not read as an empty, intact log."""
+    target = settings.database()
+    if target.backend == "sqlite" and not check_sqlite_files(target.sqlite_file()):
+        raise StorageError(
+            f"there is no tradeguard database at {target.sqlite_file()}; check "
+            "TRADEGUARD_DATA_DIR (or TRADEGUARD_DATABASE_URL)"
+        )
+    engine = create_engine(target, read_only=True)
+    try:
+        connect_check(engine, target)
+        status = schema_status(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    if status.state != "current":
+        engine.dispose()
+        raise StorageError(
+            f"the database ({target.describe()}) is at schema revision {status.current}, not "
+            f"{status.head}; run `tradeguard db upgrade` with this version of tradeguard"
+        )
+    return engine
