@@ -126,7 +126,8 @@ def from_micros(ts: int) -> datetime:
 
 
 def check_event(name: str | EventName) -> EventName:
-    event = _EVENTS.get(str(name))
+    # An EventName hashes and compares as its str value, so one lookup serves both.
+    event = _EVENTS.get(name) if isinstance(name, str) else None
     if event is None:
         raise AuditInputError(
             f"unknown audit event {str(name)[:64]!r}: add it to EventName in core/events.py"
