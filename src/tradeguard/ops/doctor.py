@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tradeguard.audit import AUDIT_KEY, load_audit_keys
+from tradeguard.audit import AUDIT_KEY
 from tradeguard.config import (
     ENV_PREFIX,
     Settings,
@@ -27,12 +27,13 @@ from tradeguard.config import (
 )
 from tradeguard.core.errors import TradeguardError
 from tradeguard.core.permissions import exposure_problem
-from tradeguard.crypto.keyring_file import describe_source as describe_keyring_source
+from tradeguard.crypto.keyring_file import KeyringVariables, describe_source, load_keyring
+from tradeguard.secrets import Secret
 from tradeguard.secrets.files import read_secret_file
 from tradeguard.store import DatabaseTarget, create_engine, schema_status
 from tradeguard.store.engine import check_sqlite_files
 from tradeguard.store.url import is_local_host
-from tradeguard.vault.master import FILE_VARIABLE, describe_source, load_master_keyring
+from tradeguard.vault.master import MASTER_KEY
 
 __all__ = ["Check", "Status", "run_checks"]
 
@@ -200,56 +201,69 @@ def _inside(path: Path, directory: Path) -> bool:
     return True
 
 
-def _master_key(settings: Settings) -> Iterator[Check]:
-    if settings.master_key is None and not settings.master_key_command:
+def _keyring(
+    settings: Settings,
+    names: KeyringVariables,
+    secret: Secret | None,
+    command: str | None,
+    *,
+    needed: str,
+    carries: str,
+) -> Iterator[Check]:
+    """A keyring's rows: configured, loadable (versions, primary), and kept apart from the data.
+
+    `needed` says what refuses to run without it; `carries` what a copy of the data directory
+    would carry if the keyring sat inside it."""
+    label = names.what
+    if secret is None and not command:
         yield Check(
-            "master key",
+            label,
             "fail" if settings.production else "warn",
-            "none configured (the server refuses to start without one); create a keyring with "
-            f"`tradeguard vault master-key init --file PATH` and set {FILE_VARIABLE}=PATH",
+            f"none configured ({needed}); create a keyring with {names.init_command} and set "
+            f"{names.file_variable}=PATH",
         )
         return
     try:
-        keyring = load_master_keyring(settings)
+        keyring = load_keyring(secret, command, names)
     except TradeguardError as e:
-        yield Check("master key", "fail", e.message)
+        yield Check(label, "fail", e.message)
         return
     versions, primary = keyring.versions, keyring.primary
     keyring.wipe()
-    yield Check(
-        "master key",
-        "pass",
-        f"{describe_source(settings)}: versions {versions}, primary {primary}",
-    )
-    file = os.environ.get(FILE_VARIABLE)
+    source = describe_source(command, names)
+    yield Check(label, "pass", f"{source}: versions {versions}, primary {primary}")
+    file = os.environ.get(names.file_variable)
     if file and _inside(Path(file), settings.data_dir):
         yield Check(
-            "master key location",
+            f"{label} location",
             "warn" if settings.production else "pass",
             f"{file} is inside the data directory, so every copy or backup of the data carries "
-            "the key that opens it"
+            f"{carries}"
             + ("; keep the keyring elsewhere (or in a secrets manager)" if settings.production
                else " (acceptable for the demo and development)"),
         )  # fmt: skip
 
 
+def _master_key(settings: Settings) -> Iterator[Check]:
+    return _keyring(
+        settings,
+        MASTER_KEY,
+        settings.master_key,
+        settings.master_key_command,
+        needed="the server refuses to start without one",
+        carries="the key that opens it",
+    )
+
+
 def _audit_key(settings: Settings) -> Iterator[Check]:
-    if settings.audit_key is None and not settings.audit_key_command:
-        yield Check(
-            "audit key",
-            "fail" if settings.production else "warn",
-            "none configured (commands that change anything refuse to run without one); create "
-            f"a keyring with `tradeguard audit key init --file PATH` and set "
-            f"{AUDIT_KEY.file_variable}=PATH",
-        )
-        return
-    try:
-        keys = load_audit_keys(settings)
-    except TradeguardError as e:
-        yield Check("audit key", "fail", e.message)
-        return
-    source = describe_keyring_source(settings.audit_key_command, AUDIT_KEY)
-    yield Check("audit key", "pass", f"{source}: versions {keys.versions}, primary {keys.primary}")
+    yield from _keyring(
+        settings,
+        AUDIT_KEY,
+        settings.audit_key,
+        settings.audit_key_command,
+        needed="commands that change anything refuse to run without one",
+        carries="the key that signs its history",
+    )
     checkpoints = settings.checkpoint_file()
     if _inside(checkpoints, settings.data_dir):
         yield Check(

@@ -18,7 +18,6 @@ from tradeguard.crypto.keyring_file import KeyringVariables, init_keyring_file
 __all__ = [
     "FILE_VARIABLE",
     "MASTER_KEY",
-    "describe_source",
     "init_keyring_file",
     "keyring_file_path",
     "load_master_keyring",
@@ -42,7 +41,3 @@ def keyring_file_path() -> Path:
 
 def rotate_keyring_file(path: Path) -> int:
     return _file.rotate_keyring_file(path, MASTER_KEY)
-
-
-def describe_source(settings: Settings) -> str:
-    return _file.describe_source(settings.master_key_command, MASTER_KEY)
