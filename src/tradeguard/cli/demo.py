@@ -33,7 +33,8 @@ __all__ = ["demo"]
 
 _COMING = """\
 Done above: a demo user (vault in service mode) with a paper
-connection, its data key wrapped by the keyring in the demo directory.
+connection, its data key wrapped by the keyring in the demo directory;
+every step is in the tamper-evident audit log, verified.
 Once the order path lands, this demo will also:
  1. start the SMA-crossover example bot in its sandbox (no network,
     no keys);
