@@ -405,3 +405,33 @@ def test_reading_commands_never_create_a_database(cli: CliRunner, tmp_path: Path
         assert "there is no tradeguard database" in line
         assert "TRADEGUARD_DATA_DIR" in line
     assert not data.exists()
+
+
+def test_an_outside_auditor_checks_proofs_with_the_public_keys_alone(
+    home: Home, cli: CliRunner, tmp_path: Path
+) -> None:
+    """No keyring, no database: only the published public keys and the proofs."""
+    published = tmp_path / "audit-public-keys.json"
+    published.write_text(home.ok("audit", "key", "public").stdout)
+    proof = tmp_path / "proof.json"
+    proof.write_text(home.ok("audit", "prove", "2").stdout)
+    consistency = tmp_path / "consistency.json"
+    consistency.write_text(home.ok("audit", "consistency", "1").stdout)
+    auditor = {"TRADEGUARD_DATA_DIR": str(tmp_path / "auditor")}  # no key of any kind
+    for document in (proof, consistency):
+        held = cli(
+            "audit", "check-proof", str(document), "--public-keys", str(published), env=auditor
+        )
+        assert held.code == 0, held.output
+        assert held.stdout.startswith("proof holds: ")
+    assert "it extends the tree of size 1 with root" in held.stdout
+
+    # The public key a proof carries is not trusted: another installation's keys refuse it.
+    other = tmp_path / "other"
+    other.mkdir(mode=0o700)
+    env = {**auditor, **audit_key_env(other)}
+    elsewhere = tmp_path / "other-public-keys.json"
+    elsewhere.write_text(cli("audit", "key", "public", env=env).stdout)
+    refused = cli("audit", "check-proof", str(proof), "--public-keys", str(elsewhere), env=auditor)
+    assert error_line(refused, 1).endswith("is not signed by this audit key")
+    assert not (tmp_path / "auditor").exists()

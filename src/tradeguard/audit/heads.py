@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tradeguard.audit.entry import from_micros
-from tradeguard.audit.keys import AuditKeys
+from tradeguard.audit.keys import AuditKeys, SignatureChecker
 from tradeguard.audit.merkle import HASH_SIZE
 from tradeguard.core.errors import TradeguardError
 from tradeguard.secrets import Secret
@@ -84,7 +84,7 @@ class TreeHead:
         version, signature = keys.sign(cls.body_of(origin, size, root, ts))
         return cls(origin, size, root, ts, version, signature)
 
-    def signed_by(self, keys: AuditKeys) -> bool:
+    def signed_by(self, keys: SignatureChecker) -> bool:
         return keys.has(self.key_version) and keys.check_signature(
             self.key_version, self.body(), self.signature
         )

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,7 +29,16 @@ from tradeguard.config import Settings
 from tradeguard.crypto import Keyring, KeyringError
 from tradeguard.crypto.keyring_file import KeyringVariables, load_keyring
 
-__all__ = ["AUDIT_KEY", "AuditKeys", "EntryMacKey", "MacKey", "entry_mac", "load_audit_keys"]
+__all__ = [
+    "AUDIT_KEY",
+    "AuditKeys",
+    "EntryMacKey",
+    "MacKey",
+    "PublicKeys",
+    "SignatureChecker",
+    "entry_mac",
+    "load_audit_keys",
+]
 
 AUDIT_KEY = KeyringVariables(
     "audit key", "TRADEGUARD_AUDIT_KEY", "`tradeguard audit key init --file PATH`"
@@ -169,6 +180,50 @@ class AuditKeys:
 
     def pepper(self, version: int) -> MacKey:
         return self._get(version).pepper
+
+
+class SignatureChecker(Protocol):
+    """What checking a signed tree head needs: `AuditKeys` (the operator) or `PublicKeys`
+    (an outside auditor, who holds only the published public keys)."""
+
+    def has(self, version: int) -> bool: ...
+
+    def check_signature(self, version: int, message: bytes, signature: bytes) -> bool: ...
+
+
+class PublicKeys:
+    """Published audit public keys by version, as `tradeguard audit key public` prints them:
+    `{"1": "<base64 Ed25519 public key>", ...}`."""
+
+    def __init__(self, keys: Mapping[int, Ed25519PublicKey]) -> None:
+        self._keys = dict(keys)
+
+    @classmethod
+    def parse(cls, document: object, where: str) -> PublicKeys:
+        if not isinstance(document, dict) or not document:
+            raise KeyringError(f'{where}: expected {{"1": "<base64 public key>", ...}}')
+        keys: dict[int, Ed25519PublicKey] = {}
+        for name, text in document.items():
+            if not (isinstance(name, str) and name.isdigit() and isinstance(text, str)):
+                raise KeyringError(f"{where}: versions are whole numbers, keys base64 strings")
+            try:
+                raw = base64.b64decode(text, validate=True)
+                keys[int(name)] = Ed25519PublicKey.from_public_bytes(raw)
+            except ValueError:
+                raise KeyringError(
+                    f"{where}: version {name} is not an Ed25519 public key"
+                ) from None
+        return cls(keys)
+
+    def has(self, version: int) -> bool:
+        return version in self._keys
+
+    def check_signature(self, version: int, message: bytes, signature: bytes) -> bool:
+        try:
+            self._keys[version].verify(signature, message)
+        except (KeyError, InvalidSignature):
+            return False
+        return True
 
 
 def entry_mac(key: EntryMacKey, seq: int, leaf_hash: bytes) -> bytes:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from tradeguard.audit import tables
 from tradeguard.audit.entry import Entry
 from tradeguard.audit.heads import TreeHead, origin_of
-from tradeguard.audit.keys import AuditKeys
+from tradeguard.audit.keys import AuditKeys, SignatureChecker
 from tradeguard.audit.merkle import (
     ProofError,
     consistency_proof,
@@ -197,9 +197,11 @@ def _proof_items(document: dict[str, Any]) -> list[bytes]:
     return [_hash(item, "proof") for item in items]
 
 
-def check_proof(document: object, keys: AuditKeys) -> TreeHead:
+def check_proof(document: object, keys: SignatureChecker) -> TreeHead:
     """Check a proof document made by `inclusion` or `consistency`: the head's signature under
-    our audit key, then the proof against its root. Raises `ProofError`; returns the head."""
+    the audit key (the keyring, or only its published public keys), then the proof against the
+    head's root. Raises `ProofError`; returns the head. The `public_key` a document carries is
+    never trusted: the checker's own keys are."""
     if not isinstance(document, dict):
         raise ProofError("a proof must be a JSON object")
     try:

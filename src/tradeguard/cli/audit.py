@@ -27,6 +27,7 @@ from rich.table import Table
 from tradeguard.audit import AUDIT_KEY, AuditKeys, load_audit_keys, verify
 from tradeguard.audit import tables as audit_tables
 from tradeguard.audit.entry import Entry, from_micros, to_micros
+from tradeguard.audit.keys import PublicKeys, SignatureChecker
 from tradeguard.audit.merkle import ProofError
 from tradeguard.audit.proofs import check_proof, consistency, inclusion
 from tradeguard.audit.retention import prune
@@ -168,10 +169,22 @@ def check_proof_command(
         Path,
         typer.Argument(help="A proof from `audit prove` or `audit consistency`; - reads stdin."),
     ],
+    public_keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-keys",
+            help="The published public keys (`audit key public` output): check without the "
+            "audit keyring, as an outside auditor.",
+        ),
+    ] = None,
 ) -> None:
     """Check a proof offline against the audit key: exit 0 if it holds, 1 if not."""
-    settings = cli_settings()
-    keys = load_audit_keys(settings)
+    keys: SignatureChecker
+    if public_keys is None:
+        keys = load_audit_keys(cli_settings())
+    else:
+        cli_settings()
+        keys = PublicKeys.parse(_read_json(public_keys, "public keys"), str(public_keys))
     try:
         text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
     except OSError as e:
@@ -185,11 +198,26 @@ def check_proof_command(
     except json.JSONDecodeError as e:
         raise ProofError(f"the proof is not valid JSON (line {e.lineno}: {e.msg})") from None
     head = check_proof(document, keys)
+    extends = (
+        f" (it extends the tree of size {document['old_size']} with root "
+        f"{document['old_root']}: compare that with the head you kept)"
+        if document["kind"] == "consistency"
+        else ""
+    )
     out.print(
         f"proof holds: {document['kind']} in the tree head of size {head.size} signed "
-        f"{from_micros(head.ts).isoformat()} by audit key version {head.key_version}",
+        f"{from_micros(head.ts).isoformat()} by audit key version {head.key_version}{extends}",
         markup=False,
     )
+
+
+def _read_json(path: Path, what: str) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise BadInput(f"cannot read the {what} file {path} ({e.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadInput(f"the {what} file {path} is not JSON") from None
 
 
 # -- reading -----------------------------------------------------------------------------------
