@@ -656,3 +656,29 @@ def test_consistency_vector(path: Path) -> None:
             verify_consistency(*args)
     else:
         verify_consistency(*args)
+
+
+@settings(max_examples=60, deadline=None)
+@given(before=st.integers(0, 40), level=st.integers(0, 5))
+def test_a_subtree_appended_at_once_is_its_leaves_appended_one_by_one(
+    before: int, level: int
+) -> None:
+    before = before << level  # a block may only follow a multiple of its size
+    block = LEAVES[before : before + (1 << level)]
+    one_by_one, at_once = Frontier(), Frontier()
+    for leaf in LEAVES[:before]:
+        one_by_one.append(leaf)
+        at_once.append(leaf)
+    completed_one = [c for leaf in block for c in one_by_one.append(leaf)]
+    completed_at_once = at_once.append_subtree(
+        level, subtree_root(ALL_LEAVES, before, before + len(block))
+    )
+    assert (at_once.size, at_once.nodes, at_once.root()) == (
+        one_by_one.size,
+        one_by_one.nodes,
+        one_by_one.root(),
+    )
+    assert completed_at_once == [c for c in completed_one if c[0] > level]
+    if before and level:
+        with pytest.raises(ValueError, match="cannot follow"):
+            Frontier(1, [LEAVES[0]]).append_subtree(level, block[0])

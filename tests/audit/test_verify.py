@@ -12,6 +12,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -129,6 +130,35 @@ def test_heads_come_every_head_every_entries(audit_store: AuditStore) -> None:
         for _ in range(25):
             log.append(USED)  # the clock stands still: no head is due by time
     assert db_head_sizes(audit_store.engine) == [10, 20, 25]
+
+
+def test_a_head_comes_head_interval_after_an_entry_while_entries_keep_arriving(
+    audit_store: AuditStore,
+) -> None:
+    """Fewer than head_every entries, arriving steadily: the time rule still signs them."""
+    with audit_store.log(head_every=1000, head_interval=60) as log:
+        for _ in range(7):
+            log.append(USED)
+            audit_store.clock.advance(10)  # the 7th entry comes 60 s after the 1st
+        assert db_head_sizes(audit_store.engine) == [7]
+        log.append(USED)
+    assert db_head_sizes(audit_store.engine) == [7, 8]  # and the close signs the rest
+
+
+def test_a_head_comes_head_interval_after_an_entry_when_nothing_follows(
+    audit_store: AuditStore,
+) -> None:
+    """The writer wakes for the deadline itself: an idle log does not leave entries unsigned."""
+    interval = 0.2  # real seconds the writer sleeps at most before it looks at the clock again
+    with audit_store.log(head_every=1000, head_interval=interval) as log:
+        log.append(USED)
+        log.append(USED)
+        assert db_head_sizes(audit_store.engine) == []
+        audit_store.clock.advance(interval)
+        deadline = time.monotonic() + 10
+        while not db_head_sizes(audit_store.engine) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db_head_sizes(audit_store.engine) == [2]
 
 
 # -- damage named by the report ----------------------------------------------------------------

@@ -158,10 +158,8 @@ def check_ip(ip: str | None) -> str | None:
         raise AuditInputError("an audit ip must be an IPv4 or IPv6 address") from None
 
 
-def check_actor(actor: str | None) -> str | None:
+def check_actor(actor: str) -> str:
     """An actor id (`user:42`, `operator`): text, at most 256 characters, valid Unicode."""
-    if actor is None:
-        return None
     if not isinstance(actor, str) or not 0 < len(actor) <= 256 or not _encodable(actor):
         raise AuditInputError("an audit actor is an id such as `user:42`, 1 to 256 characters")
     return actor

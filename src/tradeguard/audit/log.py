@@ -12,9 +12,9 @@ SELECT ... FOR UPDATE), reads the tree's size and compact range from it, and wri
 advanced. One sequence, dense from 0, one tree, no forks.
 
 A tree head is signed in the same transaction when `head_every` entries have been added since the
-last one, from the writer's timer when `head_interval` seconds have passed with new entries, and
-on `close()`. After the commit it is appended to the checkpoint file and, when configured,
-POSTed to the webhook.
+last one, when an entry has waited `head_interval` seconds without one (whether more entries
+keep arriving or none do: the writer wakes for that deadline), and on `close()`. After the
+commit it is appended to the checkpoint file and, when configured, POSTed to the webhook.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -182,6 +183,8 @@ class AuditLog:
         self._closed = False
         self._head_now: list[Future[TreeHead | None]] = []
         self._conn: sa.Connection | None = None
+        # When the writer first saw entries that no signed head covers (clock.monotonic()).
+        self._unsigned_since: float | None = None
         self._sql = _Statements.for_dialect(engine.dialect.name)
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
@@ -225,7 +228,7 @@ class AuditLog:
         return _Pending(
             to_micros(at or self.clock.now()),
             check_event(event).value,
-            None if actor is None else actor_hash(self._pepper, check_actor(actor) or ""),
+            None if actor is None else actor_hash(self._pepper, check_actor(actor)),
             check_subject(subject),
             check_ip(ip),
             canonical_details(details),
@@ -316,14 +319,21 @@ class AuditLog:
 
     # -- the writer thread ---------------------------------------------------------------------
 
-    def _take(self) -> tuple[list[_Pending], list[Future[TreeHead | None]], bool]:
-        """The next batch, the explicit head requests, and whether the head timer fired."""
+    def _head_deadline_passed(self) -> bool:
+        """An entry has waited `head_interval` for a signed head (writer thread only)."""
+        since = self._unsigned_since
+        return since is not None and self.clock.monotonic() - since >= self.options.head_interval
+
+    def _take(self) -> tuple[list[_Pending], list[Future[TreeHead | None]]]:
+        """The next batch and the explicit head requests; returns empty-handed when the head
+        deadline comes first."""
+        since = self._unsigned_since
+        wait = self.options.head_interval
+        if since is not None:
+            wait = max(0.0, since + wait - self.clock.monotonic())
         with self._cond:
-            woken = bool(
-                self._cond.wait_for(
-                    lambda: self._queue or self._head_now or self._closing,
-                    timeout=self.options.head_interval,
-                )
+            self._cond.wait_for(
+                lambda: self._queue or self._head_now or self._closing, timeout=wait
             )
             if self._queue and self.options.window > 0:
                 # Real time, not the injected clock: this is about batching commits.
@@ -334,17 +344,17 @@ class AuditLog:
                         break
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), _MAX_BATCH))]
             heads, self._head_now = self._head_now, []
-            return batch, heads, not woken
+            return batch, heads
 
     def _run(self) -> None:
         try:
             while True:
-                batch, head_requests, timer = self._take()
+                batch, head_requests = self._take()
                 with self._cond:
                     stopping = self._closing and not self._queue
                 force = bool(head_requests) or stopping
-                if batch or force or timer:
-                    self._write_safely(batch, force=force, timer=timer, head_requests=head_requests)
+                if batch or force or self._head_deadline_passed():
+                    self._write_safely(batch, force=force, head_requests=head_requests)
                 if stopping:
                     return
         finally:
@@ -370,11 +380,10 @@ class AuditLog:
         batch: list[_Pending],
         *,
         force: bool,
-        timer: bool,
         head_requests: list[Future[TreeHead | None]],
     ) -> None:
         try:
-            written = self._write(batch, force=force, timer=timer)
+            written = self._write(batch, force=force)
         except Exception as e:  # noqa: BLE001 - handed to every waiting caller, never lost
             self._disconnect()  # the next batch starts on a fresh connection
             error = _write_error(e)
@@ -403,12 +412,11 @@ class AuditLog:
         if self.webhook is not None:
             self.webhook.publish(head)
 
-    def _write(self, batch: list[_Pending], *, force: bool, timer: bool) -> _Written:
+    def _write(self, batch: list[_Pending], *, force: bool) -> _Written:
         conn = self._connection()
-        with conn.begin():
+        # The driver's cursor inside SQLAlchemy's transaction: these run for every batch.
+        with conn.begin(), closing(conn.connection.cursor()) as cursor:
             sql = self._sql
-            # The driver's cursor inside SQLAlchemy's transaction: these run for every batch.
-            cursor = conn.connection.cursor()
             cursor.execute(sql.lock_state)
             state = cursor.fetchone()
             if state is None:
@@ -419,8 +427,9 @@ class AuditLog:
                 self._insert(cursor, frontier, batch)
             root = frontier.root()
             now = to_micros(self.clock.now())
-            due = frontier.size - last_head_size >= self.options.head_every or (
-                timer and now - last_head_ts >= self.options.head_interval * 1_000_000
+            due = (
+                frontier.size - last_head_size >= self.options.head_every
+                or self._head_deadline_passed()
             )
             head = None
             if frontier.size > last_head_size and (force or due):
@@ -441,8 +450,12 @@ class AuditLog:
                     sql.update_state,
                     (frontier.size, frontier.to_bytes(), root, last_head_size, last_head_ts),
                 )
-            cursor.close()
-            return _Written(frontier.size, head)
+        # Another process's head may have covered our entries: the deadline follows the log.
+        if head is not None or frontier.size == last_head_size:
+            self._unsigned_since = None
+        elif self._unsigned_since is None:
+            self._unsigned_since = self.clock.monotonic()
+        return _Written(frontier.size, head)
 
     def _insert(self, cursor: Any, frontier: Frontier, batch: list[_Pending]) -> None:
         version = self.keys.primary

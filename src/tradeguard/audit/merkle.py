@@ -152,6 +152,27 @@ class Frontier:
         self._root = None
         return completed
 
+    def append_subtree(self, level: int, node: bytes) -> list[tuple[int, int, bytes]]:
+        """Add a complete subtree of 2**level leaves at once (the size must be a multiple of
+        it), for callers that hashed a block themselves. Returns the subtrees this completes
+        above it, like `append`."""
+        _check_hash(node, "node")
+        if level < 0 or self._size % (1 << level):
+            raise ValueError(f"a subtree of 2**{level} leaves cannot follow {self._size} leaves")
+        added = 1 << level
+        completed: list[tuple[int, int, bytes]] = []
+        nodes = self._nodes
+        rest = self._size >> level
+        while rest & 1:  # as in append: merge with equal subtrees on the left
+            node = _sha256(_NODE + nodes.pop() + node).digest()
+            rest >>= 1
+            level += 1
+            completed.append((level, rest, node))
+        nodes.append(node)
+        self._size += added
+        self._root = None
+        return completed
+
     def root(self) -> bytes:
         """MTH of the whole range; EMPTY_ROOT when size == 0."""
         root = self._root

@@ -283,14 +283,14 @@ class _Verifier:
         entry that fails any of them is the damage named."""
         stored_leaves = [bytes(r[7]) for r in rows]
         dense = not rows or (rows[0][0] == start and rows[-1][0] == start + len(rows) - 1)
-        intact = dense and leaves == stored_leaves and not any(_quoted(r) for r in rows)
+        intact = dense and leaves == stored_leaves and not any(_quoted(*r[2:6]) for r in rows)
         if intact and self.macs_hold(start, rows, leaves):
             return True
         for i, (row, leaf) in enumerate(zip(rows, leaves, strict=True)):
             if row[0] != start + i:
                 self.find("deleted", start + i, f"entry {start + i} is missing (deleted)")
                 return False
-            if leaf != stored_leaves[i] or _quoted(row):
+            if leaf != stored_leaves[i] or _quoted(*row[2:6]):
                 self.classify(_to_row(row))
                 return False
             if not self.check_mac(row, leaf):
@@ -346,11 +346,11 @@ class _Verifier:
             self.report.snapshot = _inside(frontier, levels, self.snapshot_at - start)
         if len(leaves) < _CHUNK:
             return _inside(frontier, levels, len(leaves))
-        nodes, completed = _add_block(frontier, _CHUNK_BITS, levels[_CHUNK_BITS][0])
-        for level, index, node in completed:
+        grown = frontier.copy()
+        for level, index, node in grown.append_subtree(_CHUNK_BITS, levels[_CHUNK_BITS][0]):
             if not self.check_stored(stored, level, index, node):
                 return frontier
-        return Frontier(start + _CHUNK, nodes)
+        return grown
 
     def add_leaves(
         self,
@@ -401,7 +401,7 @@ class _Verifier:
 
     def written_at(self, row: _Row, near: int) -> int | None:
         """The seq this row was written at (its MAC says), searching outward from `near`."""
-        if _quoted_row(row) or not self.keys.has(row.key_version):
+        if _quoted(row.event, row.actor, row.subject, row.ip) or not self.keys.has(row.key_version):
             return None
         key = self.keys.mac_key(row.key_version)
         limit = max(self.state.size, row.seq + 1, near + 1)
@@ -454,13 +454,9 @@ class _Verifier:
             )
 
 
-def _quoted(raw: Sequence[Any]) -> bool:
+def _quoted(event: str, actor: str | None, subject: str | None, ip: str | None) -> bool:
     """A quote in a plain column would let two different rows spell the same leaf."""
-    return '"' in f"{raw[2]}{raw[3]}{raw[4]}{raw[5]}"
-
-
-def _quoted_row(row: _Row) -> bool:
-    return _quoted((row.seq, row.ts, row.event, row.actor, row.subject, row.ip))
+    return '"' in f"{event}{actor}{subject}{ip}"
 
 
 def _fetch(conn: sa.Connection, start: int, end: int) -> list[tuple[Any, ...]]:
@@ -501,22 +497,6 @@ def _inside(frontier: Frontier, levels: list[list[bytes]], offset: int) -> Front
         if offset >> k & 1
     ]
     return Frontier(frontier.size + offset, [*frontier.nodes, *local])
-
-
-def _add_block(
-    frontier: Frontier, level: int, node: bytes
-) -> tuple[list[bytes], list[tuple[int, int, bytes]]]:
-    """Append a complete aligned subtree: the new nodes, and every subtree it completes."""
-    nodes = list(frontier.nodes)
-    rest = frontier.size >> level
-    completed = [(level, rest, node)]
-    while rest & 1:
-        node = hashlib.sha256(b"\x01" + nodes.pop() + node).digest()
-        rest >>= 1
-        level += 1
-        completed.append((level, rest, node))
-    nodes.append(node)
-    return nodes, completed
 
 
 def verify(
