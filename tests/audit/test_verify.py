@@ -231,6 +231,25 @@ def rotated(store: AuditStore, versions: Versions) -> None:
     log_with(store, versions.keys(1, 2), 15, 15)
 
 
+def test_actor_hashes_stay_comparable_across_a_key_rotation(
+    audit_store: AuditStore, versions: Versions
+) -> None:
+    """The pepper is the version that was primary at the first append, for good."""
+    options = AuditOptions(window=0.0, checkpoint_file=audit_store.checkpoints)
+    hashes = []
+    for keys in (versions.keys(1), versions.keys(1, 2)):
+        with AuditLog(audit_store.engine, keys, clock=audit_store.clock, options=options) as log:
+            seq = log.append(USED, actor="user:42")
+            hashes.append(log.actor("user:42"))
+        assert stored_entry(audit_store.engine, seq).actor == hashes[-1]
+    assert hashes[0] == hashes[1]
+    other = Versions(1)
+    try:  # another audit key, another pepper: the hash is not the id under a public function
+        assert other.keys(1).pepper(1).digest(b"user:42").hex() != hashes[0]
+    finally:
+        other.wipe()
+
+
 def test_log_verifies_after_a_key_rotation(audit_store: AuditStore, versions: Versions) -> None:
     """Entries under two key versions in one chunk (verify once raised AssertionError)."""
     rotated(audit_store, versions)
