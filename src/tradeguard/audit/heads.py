@@ -34,6 +34,7 @@ from tradeguard.audit.entry import from_micros
 from tradeguard.audit.keys import AuditKeys, SignatureChecker
 from tradeguard.audit.merkle import HASH_SIZE
 from tradeguard.core.errors import TradeguardError
+from tradeguard.core.permissions import write_fully
 from tradeguard.secrets import Secret
 
 __all__ = [
@@ -138,10 +139,7 @@ def append_checkpoint(path: Path, head: TreeHead, keys: AuditKeys) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # one whole line at a time, whoever else appends
-        view = memoryview(line)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        write_fully(fd, line)
     finally:
         os.close(fd)
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 
 from tradeguard.audit import tables
-from tradeguard.audit.entry import leaf_data
+from tradeguard.audit.entry import Entry, leaf_data
 from tradeguard.audit.heads import TreeHead, origin_of, read_checkpoints
 from tradeguard.audit.keys import AuditKeys, entry_mac
 from tradeguard.audit.log import STORED_NODE_LEVEL
@@ -82,21 +82,20 @@ class VerifyReport:
 
 @dataclass(frozen=True)
 class _Row:
-    seq: int
-    ts: int
-    event: str
-    actor: str | None
-    subject: str | None
-    ip: str | None
-    details: str
+    """A stored entry with what was stored beside it."""
+
+    entry: Entry
     leaf_hash: bytes
     key_version: int
     mac: bytes
 
+    @property
+    def seq(self) -> int:
+        return self.entry.seq
+
     def leaf_at(self, seq: int) -> bytes:
-        return leaf_hash(
-            leaf_data(seq, self.ts, self.event, self.actor, self.subject, self.ip, self.details)
-        )
+        """The leaf this entry would have at `seq` (where was it written?)."""
+        return leaf_hash(replace(self.entry, seq=seq).leaf_data())
 
 
 @dataclass
@@ -113,7 +112,7 @@ def _row(conn: sa.Connection, seq: int) -> _Row | None:
 
 def _to_row(raw: Sequence[Any]) -> _Row:
     values: list[Any] = [bytes(v) if isinstance(v, memoryview) else v for v in raw]
-    return _Row(*values)
+    return _Row(Entry(*values[:7]), *values[7:])
 
 
 class _Verifier:
@@ -401,7 +400,8 @@ class _Verifier:
 
     def written_at(self, row: _Row, near: int) -> int | None:
         """The seq this row was written at (its MAC says), searching outward from `near`."""
-        if _quoted(row.event, row.actor, row.subject, row.ip) or not self.keys.has(row.key_version):
+        e = row.entry
+        if _quoted(e.event, e.actor, e.subject, e.ip) or not self.keys.has(row.key_version):
             return None
         key = self.keys.mac_key(row.key_version)
         limit = max(self.state.size, row.seq + 1, near + 1)

@@ -14,7 +14,13 @@ import stat
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["create_private_dir", "create_private_file", "exposure_problem", "open_private_file"]
+__all__ = [
+    "create_private_dir",
+    "create_private_file",
+    "exposure_problem",
+    "open_private_file",
+    "write_fully",
+]
 
 Kind = Literal["file", "directory"]
 
@@ -60,6 +66,14 @@ def open_private_file(path: Path) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def write_fully(fd: int, data: bytes) -> None:
+    """Write all of `data` (os.write may write less) and fsync: durable when this returns."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
 
 
 def create_private_file(path: Path) -> None:

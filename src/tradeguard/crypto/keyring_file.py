@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tradeguard.core.errors import ConfigError
-from tradeguard.core.permissions import open_private_file
+from tradeguard.core.permissions import open_private_file, write_fully
 from tradeguard.crypto.keyring import (
     Keyring,
     KeyringError,
@@ -98,10 +98,7 @@ def _write_new(path: Path, document: bytes) -> None:
     """Create `path` 0600, refusing to overwrite anything, with the whole content synced."""
     fd = open_private_file(path)
     try:
-        view = memoryview(document)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        write_fully(fd, document)
     finally:
         os.close(fd)
 
