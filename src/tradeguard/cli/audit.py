@@ -36,7 +36,6 @@ from tradeguard.cli.open_audit import open_audit_log
 from tradeguard.cli.settings import cli_settings
 from tradeguard.cli.store import open_existing_store, open_store
 from tradeguard.config import Settings
-from tradeguard.core.clock import SystemClock
 from tradeguard.core.errors import TradeguardError
 from tradeguard.core.events import EventName
 from tradeguard.crypto.keyring_file import init_keyring_file, keyring_file_path, rotate_keyring_file
@@ -291,12 +290,11 @@ def tail(
 @app.command("sign")
 def sign() -> None:
     """Sign a tree head now (if entries were added since the last one)."""
-    with _opened(write=True) as opened:
-        log = open_audit_log(opened.settings, opened.engine, opened.keys)
-        try:
-            head = log.sign_head()
-        finally:
-            log.close()
+    with (
+        _opened(write=True) as opened,
+        open_audit_log(opened.settings, opened.engine, opened.keys) as log,
+    ):
+        head = log.sign_head()
     if head is None:
         out.print("no new entries since the last signed tree head", markup=False)
     else:
@@ -318,15 +316,12 @@ def prune_command(
             now=now,
             minimum_days=opened.settings.audit_retention_days,
         )
-        log = open_audit_log(opened.settings, opened.engine, opened.keys, SystemClock())
-        try:
+        with open_audit_log(opened.settings, opened.engine, opened.keys) as log:
             log.append(
                 EventName.AUDIT_PRUNED,
                 actor="operator",
                 details={"first_seq": result.first_seq, "deleted": result.deleted},
             )
-        finally:
-            log.close()
     out.print(
         f"pruned {result.deleted} entries; the log now starts at seq {result.first_seq}",
         markup=False,
@@ -356,12 +351,11 @@ def key_rotate() -> None:
     cli_settings()
     path = keyring_file_path(AUDIT_KEY)
     version = rotate_keyring_file(path, AUDIT_KEY)
-    with _opened(write=True) as opened:  # the new version signs the entry that records it
-        log = open_audit_log(opened.settings, opened.engine, opened.keys)
-        try:
-            log.append(EventName.AUDIT_KEY_ROTATED, actor="operator", details={"version": version})
-        finally:
-            log.close()
+    with (  # the new version signs the entry that records it
+        _opened(write=True) as opened,
+        open_audit_log(opened.settings, opened.engine, opened.keys) as log,
+    ):
+        log.append(EventName.AUDIT_KEY_ROTATED, actor="operator", details={"version": version})
     out.print(
         f"Added audit key version {version} to {path} as primary; publish its public key "
         "(`tradeguard audit key public`).",
