@@ -10,10 +10,19 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "CredentialBlocked",
     "DataDirError",
     "DatabaseUrlError",
     "InsecurePermissionsError",
+    "InsufficientFunds",
     "IntegrityError",
+    "InvalidOrder",
+    "KeyPermissionRefused",
+    "MalformedReply",
+    "MarketDataError",
+    "OrderNotFound",
+    "OrderOutcomeUnknown",
+    "RateLimited",
     "SchemaTooNewError",
     "SecretFileError",
     "SecretValueError",
@@ -27,6 +36,10 @@ __all__ = [
     "VaultError",
     "VaultIntegrityError",
     "VaultLocked",
+    "VenueAuthFailed",
+    "VenueError",
+    "VenueRejected",
+    "VenueUnavailable",
     "WrongPassword",
 ]
 
@@ -127,3 +140,84 @@ class UnknownUser(VaultError):
 
 class UnknownCredential(VaultError):
     """No credential by that id or name."""
+
+
+class CredentialBlocked(VaultError):
+    """A credential was blocked from trading (its key gained withdraw or transfer rights, or an
+    operator blocked it). Nothing trades with it until a person checks the key and unblocks it."""
+
+    exit_code = 1
+
+
+# -- venues ------------------------------------------------------------------------------------
+
+
+class VenueError(TradeguardError):
+    """A venue refused, failed or answered nonsense. Carries the venue's name and, where the
+    venue gave one, its own error code; the message quotes the venue's text (never a key)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, venue: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.venue = venue
+        self.code = code
+
+
+class InvalidOrder(VenueError):
+    """Refused before sending: unknown symbol, a size or price outside the market's limits."""
+
+    exit_code = 2
+
+
+class VenueRejected(VenueError):
+    """The venue answered and said no. Definitive: the order does not exist at the venue."""
+
+
+class InsufficientFunds(VenueRejected):
+    """The venue (or the paper venue) rejected an order for lack of balance or margin."""
+
+
+class OrderNotFound(VenueError):
+    """No such order at the venue (by venue id or client order id)."""
+
+
+class VenueAuthFailed(VenueError):
+    """The venue refused the key or the signature (revoked, wrong secret, IP not allowed)."""
+
+
+class VenueUnavailable(VenueError):
+    """No usable answer: timeout, connection refused, 5xx. For a write, the outcome is unknown."""
+
+
+class RateLimited(VenueUnavailable):
+    """The venue said slow down (HTTP 429 / 418, Bybit 10006). `retry_after` is in seconds."""
+
+    def __init__(
+        self, message: str, *, venue: str, code: str | None = None, retry_after: float | None
+    ) -> None:
+        super().__init__(message, venue=venue, code=code)
+        self.retry_after = retry_after
+
+
+class MalformedReply(VenueError):
+    """The venue answered with something we cannot parse or that breaks its own contract."""
+
+
+class OrderOutcomeUnknown(VenueError):
+    """An order was sent and neither its acceptance nor its absence could be confirmed. The
+    order stays in flight under its client order id until reconciliation finds it."""
+
+    def __init__(self, message: str, *, venue: str, client_order_id: str) -> None:
+        super().__init__(message, venue=venue)
+        self.client_order_id = client_order_id
+
+
+class KeyPermissionRefused(VenueError):
+    """A venue key can do more than trade (withdraw, transfer), or cannot trade at all."""
+
+    exit_code = 2
+
+
+class MarketDataError(TradeguardError):
+    """A candle file or feed is unusable: gaps, duplicates, disorder, NaNs, a wrong header."""

@@ -140,6 +140,14 @@ class Credential(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The venue's answer to "what can this key do?", as JSON without secrets; see venues/keycheck.
+    permissions: Mapped[str | None] = mapped_column(Text())
+    permissions_checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    key_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Set when a check finds the key can move funds (or an operator blocks it): nothing trades
+    # with a blocked credential until a person unblocks it.
+    blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    blocked_reason: Mapped[str | None] = mapped_column(String(512))
 
 
 class CredentialField(Base):

@@ -1,0 +1,25 @@
+"""Client order ids that every venue accepts.
+
+One format: `0x` and 32 lowercase hex digits (16 random bytes). It is a valid Hyperliquid
+`cloid` (16-byte hex), fits Bybit's `orderLinkId` (at most 36 characters) and Binance's
+`newClientOrderId` (`^[.A-Z:/a-z0-9_-]{1,36}$`).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+__all__ = ["check_client_order_id", "new_client_order_id"]
+
+_FORMAT = re.compile(r"0x[0-9a-f]{32}")
+
+
+def new_client_order_id() -> str:
+    return "0x" + secrets.token_hex(16)
+
+
+def check_client_order_id(value: str) -> str:
+    if not _FORMAT.fullmatch(value):
+        raise ValueError("a client order id is 0x followed by 32 lowercase hex digits")
+    return value
