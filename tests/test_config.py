@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -283,3 +284,31 @@ def test_a_data_dir_that_cannot_be_created_says_so(tmp_path: Path) -> None:
 def test_loading_settings_creates_nothing(tmp_path: Path) -> None:
     load_settings(data_dir=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_venue_api_urls_take_https_or_loopback_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    urls = '{"binance": "http://127.0.0.1:8123", "bybit": "https://bybit.example"}'
+    monkeypatch.setenv("TRADEGUARD_VENUE_API_URLS", urls)
+    monkeypatch.setenv("TRADEGUARD_VENUE_TESTNET", '["hyperliquid"]')
+    settings = load_settings()
+    assert settings.venue_api_urls["binance"] == "http://127.0.0.1:8123"
+    assert settings.venue_testnet == ["hyperliquid"]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://proxy.example.com", "plain http is allowed only to 127.0.0.1"),
+        ("ftp://127.0.0.1", "give an http(s) URL"),
+        ("https://user:pw@proxy.example", "no user, password, query or fragment"),
+        ("https://proxy.example/?token=x", "no user, password, query or fragment"),
+    ],
+)
+def test_unsafe_venue_api_urls_are_refused(
+    monkeypatch: pytest.MonkeyPatch, url: str, says: str
+) -> None:
+    monkeypatch.setenv("TRADEGUARD_VENUE_API_URLS", f'{{"binance": "{url}"}}')
+    with pytest.raises(ConfigError, match=re.escape(says)) as caught:
+        load_settings()
+    assert "pw@" not in str(caught.value)
+    assert "token" not in str(caught.value)

@@ -23,6 +23,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -121,6 +122,12 @@ class Settings(BaseSettings):
     audit_head_interval: int = Field(default=60, ge=1, le=24 * 3600)
     audit_group_commit_ms: float = Field(default=2.0, ge=0, le=2.0)
     audit_retention_days: int = Field(default=90, ge=1)
+    # Where a venue's API lives, when not at the venue's own host: a regional mirror, a proxy,
+    # or a loopback simulator in tests. JSON: {"binance": "https://...", ...}.
+    venue_api_urls: dict[str, str] = Field(default_factory=dict)
+    # Venues to use in their testnet / sandbox mode (ccxt's set_sandbox_mode): their test hosts
+    # and, on Hyperliquid, testnet signing. JSON list: ["binance", "hyperliquid"].
+    venue_testnet: list[str] = Field(default_factory=list)
 
     @field_validator("env", "sandbox", mode="before")
     @classmethod
@@ -136,6 +143,13 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().absolute()
+
+    @field_validator("venue_api_urls")
+    @classmethod
+    def _venue_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for venue, url in value.items():
+            check_venue_api_url(venue, url)
+        return value
 
     @property
     def production(self) -> bool:
@@ -166,6 +180,24 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _SecretFileSource(settings_cls), dotenv_settings
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def check_venue_api_url(venue: str, url: str) -> None:
+    """An API base URL: https, or plain http to loopback only (a key id travels in a header,
+    so it never crosses a network in clear); no user, query or fragment."""
+    where = f"TRADEGUARD_VENUE_API_URLS[{venue!r}]"
+    if not venue.isidentifier() or venue != venue.lower():
+        raise ConfigError(f"{where}: a venue name is lowercase letters, digits and _ (binance)")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"{where}: give an http(s) URL such as https://api.example.com")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise ConfigError(f"{where}: plain http is allowed only to 127.0.0.1; use https")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError(f"{where}: no user, password, query or fragment in the URL")
 
 
 def _holds_secret(annotation: object) -> bool:
