@@ -68,6 +68,12 @@ def checked_order(
                 f"{label}: {name} {price} is not a multiple of the tick {market.price_tick}",
                 venue=venue,
             )
+        digits = market.price_significant_digits
+        if digits is not None and len(price.normalize().as_tuple().digits) > digits:
+            raise InvalidOrder(
+                f"{label}: {name} {price} has more than {digits} significant digits",
+                venue=venue,
+            )
         _check_range(label, name, price, market.min_price, market.max_price, venue)
     valued_at = request.price if request.type is not OrderType.MARKET else reference_price
     if valued_at is None:

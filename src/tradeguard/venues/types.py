@@ -90,6 +90,8 @@ class Market:
     max_notional: Decimal | None = None
     active: bool = True
     settle: str | None = None  # the margin currency of a perpetual
+    # Some venues (Hyperliquid) also cap a price's significant digits, whatever the tick.
+    price_significant_digits: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
