@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -31,7 +33,13 @@ __all__ = [
     "Base",
     "Credential",
     "CredentialField",
+    "DecimalText",
     "Instance",
+    "PaperAccount",
+    "PaperBalance",
+    "PaperMark",
+    "PaperOrder",
+    "PaperTrade",
     "UnlockThrottle",
     "User",
     "UtcDateTime",
@@ -256,3 +264,142 @@ class AuditPrune(Base):
     frontier: Mapped[bytes] = mapped_column(LargeBinary)
     key_version: Mapped[int] = mapped_column(Integer)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# -- paper venue -------------------------------------------------------------------------------
+# The built-in paper venue's accounts, balances, orders, fills and last candles. Money and
+# quantities are Decimal strings (`DecimalText`): exact on SQLite (whose NUMERIC is a float) and
+# on PostgreSQL alike.
+
+
+class DecimalText(TypeDecorator[Decimal]):
+    """Finite Decimals in, the same Decimals out, stored as their text: exact everywhere."""
+
+    impl = Text()
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise ValueError(f"expected a finite Decimal, got {type(value).__name__}")
+        return str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(value)
+
+
+class PaperAccount(Base):
+    """One paper account per paper credential or account name. `order_seq` and `trade_seq` are
+    the last numbers handed out: venue order and trade ids derive from them, so a replay gives
+    the same ids. `starting_balances` (JSON, Decimal strings) is what the account opened with."""
+
+    __tablename__ = "paper_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    starting_balances: Mapped[str] = mapped_column(Text())
+    order_seq: Mapped[int] = mapped_column(BigInteger)
+    trade_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class PaperBalance(Base):
+    """Free and used (held by open orders) per currency of a paper account."""
+
+    __tablename__ = "paper_balances"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("paper_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    currency: Mapped[str] = mapped_column(String(32), primary_key=True)
+    free: Mapped[Decimal] = mapped_column(DecimalText())
+    used: Mapped[Decimal] = mapped_column(DecimalText())
+
+
+class PaperOrder(Base):
+    """An order of a paper account. `locked` of `lock_currency` is what it holds while open;
+    `fresh` is true until the first candle after its arrival was processed; `triggered` is set
+    when a stop order's stop price traded."""
+
+    __tablename__ = "paper_orders"
+    __table_args__ = (
+        UniqueConstraint(
+            "account_id", "venue_order_id", name="uq_paper_orders_account_id_venue_order_id"
+        ),
+        UniqueConstraint(
+            "account_id", "client_order_id", name="uq_paper_orders_account_id_client_order_id"
+        ),
+        CheckConstraint("side IN ('buy', 'sell')", name="side"),
+        CheckConstraint(
+            "status IN ('open', 'filled', 'canceled', 'rejected', 'expired')", name="status"
+        ),
+    )
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("paper_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    venue_order_id: Mapped[str] = mapped_column(String(32))
+    client_order_id: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(16))
+    time_in_force: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(DecimalText())
+    filled: Mapped[Decimal] = mapped_column(DecimalText())
+    price: Mapped[Decimal | None] = mapped_column(DecimalText())
+    stop_price: Mapped[Decimal | None] = mapped_column(DecimalText())
+    average: Mapped[Decimal | None] = mapped_column(DecimalText())
+    fee: Mapped[Decimal] = mapped_column(DecimalText())
+    fee_currency: Mapped[str | None] = mapped_column(String(32))
+    locked: Mapped[Decimal] = mapped_column(DecimalText())
+    lock_currency: Mapped[str] = mapped_column(String(32))
+    reduce_only: Mapped[bool] = mapped_column(Boolean)
+    triggered: Mapped[bool] = mapped_column(Boolean)
+    fresh: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class PaperTrade(Base):
+    """One fill of a paper order."""
+
+    __tablename__ = "paper_trades"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("paper_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    trade_id: Mapped[str] = mapped_column(String(32))
+    venue_order_id: Mapped[str] = mapped_column(String(32))
+    client_order_id: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    price: Mapped[Decimal] = mapped_column(DecimalText())
+    amount: Mapped[Decimal] = mapped_column(DecimalText())
+    fee: Mapped[Decimal] = mapped_column(DecimalText())
+    fee_currency: Mapped[str] = mapped_column(String(32))
+    liquidity: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class PaperMark(Base):
+    """The last candle a paper account processed per symbol: its last price, and the point a
+    restarted venue continues from."""
+
+    __tablename__ = "paper_marks"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("paper_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    open: Mapped[Decimal] = mapped_column(DecimalText())
+    high: Mapped[Decimal] = mapped_column(DecimalText())
+    low: Mapped[Decimal] = mapped_column(DecimalText())
+    close: Mapped[Decimal] = mapped_column(DecimalText())
+    volume: Mapped[Decimal] = mapped_column(DecimalText())
