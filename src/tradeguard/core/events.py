@@ -38,6 +38,11 @@ class EventName(StrEnum):
     VAULT_DEKS_REWRAPPED = "vault.deks.rewrapped"
     VAULT_DEK_ROTATED = "vault.dek.rotated"
     VAULT_VERIFIED = "vault.verified"
+    VAULT_CREDENTIAL_BLOCKED = "vault.credential.blocked"
+    VAULT_CREDENTIAL_UNBLOCKED = "vault.credential.unblocked"
+    VENUE_KEY_CHECKED = "venue.key.checked"
+    VENUE_KEY_REFUSED = "venue.key.refused"
+    VENUE_KEY_WIDENED = "venue.key.widened"  # an alert: a stored key can now move funds
     AUDIT_PRUNED = "audit.pruned"
     AUDIT_KEY_ROTATED = "audit.key.rotated"
 

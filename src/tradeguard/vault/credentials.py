@@ -47,10 +47,20 @@ class CredentialInfo:
     created_at: datetime
     rotated_at: datetime | None
     last_used_at: datetime | None
+    # The last key-permission check (venues/keycheck.py): the venue's answer without secrets.
+    permissions: Mapping[str, object] | None = None
+    permissions_checked_at: datetime | None = None
+    key_expires_at: datetime | None = None
+    blocked_at: datetime | None = None
+    blocked_reason: str | None = None
 
     @property
     def owner(self) -> str:
         return owner_of(self.user_id)
+
+    @property
+    def blocked(self) -> bool:
+        return self.blocked_at is not None
 
 
 def _select() -> sa.Select[tuple[object, ...]]:
@@ -71,6 +81,11 @@ def _info(row: sa.Row[tuple[object, ...]]) -> CredentialInfo:
         created_at=m["created_at"],
         rotated_at=m["rotated_at"],
         last_used_at=m["last_used_at"],
+        permissions=MappingProxyType(json.loads(m["permissions"])) if m["permissions"] else None,
+        permissions_checked_at=m["permissions_checked_at"],
+        key_expires_at=m["key_expires_at"],
+        blocked_at=m["blocked_at"],
+        blocked_reason=m["blocked_reason"],
     )
 
 

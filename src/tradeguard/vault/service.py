@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, cast
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from tradeguard.core.clock import Clock, SystemClock
 from tradeguard.core.errors import (
     ConfigError,
+    CredentialBlocked,
     IntegrityError,
     SecretValueError,
     UnknownUser,
@@ -347,14 +349,87 @@ class Vault:
         self.emit(EventName.VAULT_CREDENTIAL_ROTATED, info.id, venue=info.venue, name=info.name)
         return info
 
+    # -- key checks and blocks -----------------------------------------------------------------
+
+    def record_key_check(
+        self,
+        credential_id: str,
+        permissions: Mapping[str, Detail],
+        expires_at: datetime | None,
+    ) -> CredentialInfo:
+        """Keep what the venue said the key can do (no secrets in it) and when it expires."""
+        with self.engine.begin() as conn:
+            info = find_credential(conn, credential_id)
+            conn.execute(
+                credentials.update()
+                .where(credentials.c.id == info.id)
+                .values(
+                    permissions=json.dumps(permissions, sort_keys=True, default=str),
+                    permissions_checked_at=self.clock.now(),
+                    key_expires_at=expires_at,
+                )
+            )
+            return find_credential(conn, info.id)
+
+    def block_credential(
+        self, credential_id: str, reason: str, *, actor: str = "system"
+    ) -> CredentialInfo:
+        """Stop all trading with a credential until a person unblocks it. Idempotent: a second
+        block keeps the first time and reason."""
+        with self.engine.begin() as conn:
+            info = find_credential(conn, credential_id)
+            if info.blocked:
+                return info
+            conn.execute(
+                credentials.update()
+                .where(credentials.c.id == info.id)
+                .values(blocked_at=self.clock.now(), blocked_reason=reason[:512])
+            )
+            info = find_credential(conn, info.id)
+        self.emit(
+            EventName.VAULT_CREDENTIAL_BLOCKED, info.id, actor=actor, venue=info.venue, reason=reason
+        )
+        return info
+
+    def unblock_credential(self, credential_id: str, *, actor: str = "operator") -> CredentialInfo:
+        with self.engine.begin() as conn:
+            info = find_credential(conn, credential_id)
+            conn.execute(
+                credentials.update()
+                .where(credentials.c.id == info.id)
+                .values(blocked_at=None, blocked_reason=None)
+            )
+            unblocked = find_credential(conn, info.id)
+        if info.blocked:
+            self.emit(
+                EventName.VAULT_CREDENTIAL_UNBLOCKED,
+                info.id,
+                actor=actor,
+                venue=info.venue,
+                was=info.blocked_reason,
+            )
+        return unblocked
+
     # -- use -----------------------------------------------------------------------------------
 
     @contextmanager
-    def use(self, credential_id: str) -> Iterator[UsedCredential]:
+    def use(
+        self, credential_id: str, *, purpose: Literal["trade", "check"] = "trade"
+    ) -> Iterator[UsedCredential]:
         """The credential's fields as `Secret`s for one signed request: registered with the log
-        redactor while the block runs, wiped when it ends (also on an exception)."""
+        redactor while the block runs, wiped when it ends (also on an exception).
+
+        A blocked credential is refused for trading (`CredentialBlocked`); only a key check
+        (`purpose="check"`, read-only calls that ask the venue what the key can do) may use it.
+        """
         with self.engine.connect() as conn:
             info = find_credential(conn, credential_id)
+            if info.blocked and purpose == "trade":
+                raise CredentialBlocked(
+                    f"credential {info.name} ({info.id}) is blocked from trading: "
+                    f"{info.blocked_reason}; fix the key at the venue, then run "
+                    f"`tradeguard vault unblock {info.id}`"
+                )
             used = UsedCredential(info, self._decrypt_fields(conn, info))
         try:
             for field in used:
