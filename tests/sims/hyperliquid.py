@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 from ccxt.static_dependencies.msgpack import packb  # the exact bytes ccxt hashes
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -349,6 +349,8 @@ class HyperliquidSim:
         self.coins: dict[str, Coin] = {}
         self.masters: dict[str, Master] = {}
         self.agents: dict[str, Agent] = {}
+        self.sub_accounts: dict[str, str] = {}  # sub-account -> its master (userRole only)
+        self.vaults: set[str] = set()  # vault addresses (userRole only)
         self.orders: dict[int, Order] = {}
         self.fills: list[Fill] = []
         # every order action that passed the signature and nonce checks, in arrival order:
@@ -408,6 +410,17 @@ class HyperliquidSim:
                     if agent.master == _lower(master) and agent.name == name:
                         del self.agents[address]
             self.agents[_lower(agent_address)] = Agent(_lower(master), name, valid_until_ms)
+
+    def add_sub_account(self, master: str, sub_account: str) -> None:
+        """Register a sub-account of `master`; only `userRole` knows it (trading for a
+        sub-account or vault, `vaultAddress`, is not simulated)."""
+        with self._lock:
+            self.sub_accounts[_lower(sub_account)] = _lower(master)
+
+    def add_vault(self, vault_address: str) -> None:
+        """Register a vault address; only `userRole` knows it."""
+        with self._lock:
+            self.vaults.add(_lower(vault_address))
 
     def revoke_agent(self, agent_address: str) -> None:
         with self._lock:
@@ -892,6 +905,10 @@ class HyperliquidSim:
         agent = self.agents.get(user)
         if agent is not None:
             return {"role": "agent", "data": {"user": agent.master}}
+        if user in self.sub_accounts:
+            return {"role": "subAccount", "data": {"master": self.sub_accounts[user]}}
+        if user in self.vaults:
+            return {"role": "vault"}
         return {"role": "missing"}
 
     def _info_user_abstraction(self, body: dict[str, Any]) -> Any:

@@ -79,7 +79,7 @@ def cloid() -> str:
 
 
 def test_load_markets_lists_the_perps(venue: Venue) -> None:
-    async def scenario() -> dict[str, Any]:
+    async def scenario() -> Any:
         async with venue.client() as exchange:
             return exchange.markets
 
@@ -93,7 +93,7 @@ def test_load_markets_lists_the_perps(venue: Venue) -> None:
 
 
 def test_fetch_balance_reports_the_perp_margin_account(venue: Venue) -> None:
-    async def scenario() -> dict[str, Any]:
+    async def scenario() -> Any:
         async with venue.client() as exchange:
             return await exchange.fetch_balance({"type": "swap"})
 
@@ -137,7 +137,7 @@ def test_limit_order_with_client_order_id_round_trip(venue: Venue) -> None:
 def test_cancel_by_client_order_id(venue: Venue) -> None:
     client_id = cloid()
 
-    async def scenario() -> dict[str, Any]:
+    async def scenario() -> Any:
         async with venue.client() as exchange:
             placed = await exchange.create_order(
                 ETH, "limit", "sell", 0.01, 2100, {"clientOrderId": client_id}
@@ -322,17 +322,24 @@ def test_an_agent_of_another_master_trades_for_that_master_and_user_role_shows_i
     assert len(venue.sim.open_orders(other_master.address)) == 1
 
 
-def test_user_role_answers_agent_user_and_missing(venue: Venue) -> None:
-    async def scenario() -> list[Any]:
+def test_user_role_answers_agent_user_sub_account_vault_and_missing(venue: Venue) -> None:
+    sub, vault = Account.create().address, Account.create().address
+    venue.sim.add_sub_account(venue.master.address, sub)
+    venue.sim.add_vault(vault)
+    addresses = (venue.agent.address, venue.master.address, sub, vault, Account.create().address)
+
+    async def scenario() -> Any:
         async with venue.client() as exchange:
             return [
                 await exchange.public_post_info({"type": "userRole", "user": address})
-                for address in (venue.agent.address, venue.master.address, Account.create().address)
+                for address in addresses
             ]
 
-    agent, user, missing = asyncio.run(scenario())
+    agent, user, sub_account, vault_role, missing = asyncio.run(scenario())
     assert agent == {"role": "agent", "data": {"user": venue.master.address.lower()}}
     assert user == {"role": "user"}
+    assert sub_account == {"role": "subAccount", "data": {"master": venue.master.address.lower()}}
+    assert vault_role == {"role": "vault"}
     assert missing == {"role": "missing"}
 
 
@@ -380,7 +387,7 @@ def test_http_429_surfaces_as_rate_limit_exceeded_and_5xx_as_not_available(venue
 def test_a_lost_reply_is_a_timeout_and_the_order_exists_once(venue: Venue) -> None:
     client_id = cloid()
 
-    async def scenario() -> dict[str, Any]:
+    async def scenario() -> Any:
         async with venue.client(timeout=300) as exchange:
             venue.sim.drop_reply_after_accept(1)
             with pytest.raises(ccxt_async.RequestTimeout):
@@ -398,7 +405,7 @@ def test_a_master_key_approves_ccxts_builder_fee_and_pays_it(venue: Venue) -> No
     """With the master's own key and ccxt's default options, ccxt approves its builder
     (0.01 %) on first use and attaches it to every order: the fill costs that fee on top."""
 
-    async def scenario() -> list[Any]:
+    async def scenario() -> Any:
         async with venue.client(key=venue.master, privateKey="0x" + venue.master.key.hex()) as ex:
             await ex.create_order(ETH, "market", "buy", 0.01, 2000)
             return await ex.fetch_my_trades(ETH)
