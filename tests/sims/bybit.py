@@ -501,7 +501,8 @@ class BybitSim:
         try:
             key: _Key | None = None
             if private:
-                key = self._authenticate(request, query if method == "GET" else body.decode())
+                payload = query if method == "GET" else body.decode("utf-8", "replace")
+                key = self._authenticate(request, payload)
             params = _parse_params(method, query, body)
             result = handler(self, key, params)
             if isinstance(result, _Hang):
@@ -841,9 +842,9 @@ class BybitSim:
         if tif_text not in ("GTC", "IOC", "FOK", "PostOnly"):
             raise BybitError(10001, "params error: timeInForce invalid")
         qty = _dec(params.get("qty"), "qty")
-        price = _dec(params["price"], "price") if order_type == "Limit" else None
-        if order_type == "Limit" and "price" not in params:
+        if order_type == "Limit" and params.get("price") in (None, ""):
             raise BybitError(10001, "params error: price is required for Limit orders")
+        price = _dec(params["price"], "price") if order_type == "Limit" else None
         reduce_only = params.get("reduceOnly") in (True, "true", "True")
         if reduce_only and category == SPOT:
             raise BybitError(10001, "params error: reduceOnly is for derivatives")

@@ -233,6 +233,30 @@ def test_market_order_fills_and_shows_in_my_trades_with_its_fee(venue: Venue) ->
     assert venue.sim.order_requests[0].params["marketUnit"] == "baseCoin"
 
 
+def test_spot_market_buy_by_cost_sends_quote_units(venue: Venue) -> None:
+    async def body(ex: ccxt_async.Exchange) -> dict[str, Any]:
+        order = await ex.create_market_buy_order_with_cost(SPOT, 1000)
+        return await ex.fetch_order(order["id"], SPOT, {"acknowledged": True})
+
+    order = venue.run(body)
+    sent = venue.sim.order_requests[0].params
+    # No marketUnit: Bybit takes a spot market buy's qty in the quote coin by default.
+    assert "marketUnit" not in sent
+    assert sent["qty"] == "1000"
+    assert order["status"] == "closed"
+    assert order["filled"] == 0.02
+    assert order["cost"] == 1000
+
+
+def test_a_partly_filled_order_shows_partial_fill(venue: Venue) -> None:
+    placed = venue.run(lambda ex: ex.create_order(PERP, "limit", "sell", 0.01, 51000))
+    venue.sim.engine.fill(int(placed["id"]), Decimal("0.004"))
+    order = venue.run(lambda ex: ex.fetch_order(placed["id"], PERP, {"acknowledged": True}))
+    assert order["status"] == "open"
+    assert (order["filled"], order["remaining"]) == (0.004, 0.006)
+    assert order["info"]["orderStatus"] == "PartiallyFilled"
+
+
 def test_resting_order_fills_as_maker_when_the_price_crosses(venue: Venue) -> None:
     async def place(ex: ccxt_async.Exchange) -> dict[str, Any]:
         return await ex.create_order(PERP, "limit", "buy", 0.01, 49000)
