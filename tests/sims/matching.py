@@ -40,6 +40,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 __all__ = [
+    "ZERO",
+    "AccountId",
     "Balance",
     "CancelRejected",
     "DuplicateClientOrderId",

@@ -32,7 +32,7 @@ SPOT = "BTC/USDT"
 PERP = "BTC/USDT:USDT"
 ACCOUNT = "alice"
 # What a caller passes so that load_markets makes one public call per venue and no signed one.
-LEAN = {
+LEAN: dict[str, Any] = {
     "enableRateLimit": False,  # the sim needs no pacing; keeps the file fast
     "timeout_on_exit": 0,  # ccxt sleeps this long in close() (250 ms by default)
     "options": {"fetchCurrencies": False, "fetchMargins": False, "fetchMarkets": {"types": []}},
