@@ -228,6 +228,27 @@ def test_market_order_fills_and_shows_in_my_trades_with_the_fee(venue: Venue) ->
     run(scenario())
 
 
+def test_partial_fill_and_stop_loss(venue: Venue) -> None:
+    async def scenario() -> None:
+        async with venue.client() as ex:
+            order = await ex.create_order(SPOT, "limit", "buy", 0.02, 29_000)
+            venue.sim.spot.fill(int(order["id"]), Decimal("0.005"))
+            partial = await ex.fetch_order(order["id"], SPOT)
+            assert partial["status"] == "open"
+            assert partial["info"]["status"] == "PARTIALLY_FILLED"
+            assert partial["filled"] == 0.005
+            stop = await ex.create_order(
+                SPOT, "STOP_LOSS", "sell", 0.5, None, {"stopPrice": 29_500}
+            )
+            assert stop["status"] == "open"
+            venue.sim.set_price("BTCUSDT", Decimal(29_400))
+            triggered = await ex.fetch_order(stop["id"], SPOT)
+            assert triggered["status"] == "closed"
+            assert triggered["average"] == 29_400
+
+    run(scenario())
+
+
 def test_insufficient_balance_is_insufficient_funds(venue: Venue) -> None:
     async def scenario() -> None:
         async with venue.client() as ex:
@@ -280,6 +301,20 @@ def test_an_unknown_key_is_refused(venue: Venue) -> None:
     async def scenario() -> None:
         async with venue.client(key=secrets.token_hex(32)) as ex:
             with pytest.raises(ccxt_async.AuthenticationError, match="-2015"):
+                await ex.fetch_balance()
+
+    run(scenario())
+
+
+def test_a_key_removed_mid_session_is_reported_as_ddos_protection(venue: Venue) -> None:
+    """ccxt quirk: once a spot private call has succeeded, it reports -2015 as DDoSProtection
+    (it reads the code as a temporary ban), not AuthenticationError."""
+
+    async def scenario() -> None:
+        async with venue.client() as ex:
+            await ex.fetch_balance()
+            venue.sim.remove_key(venue.key)
+            with pytest.raises(ccxt_async.DDoSProtection, match="-2015"):
                 await ex.fetch_balance()
 
     run(scenario())
