@@ -26,10 +26,7 @@ from tradeguard.venues.types import (
 
 __all__ = ["to_balance", "to_candle", "to_market", "to_order", "to_trade"]
 
-# ccxt's precision modes (ccxt.base.decimal_to_precision)
-DECIMAL_PLACES = 2
-SIGNIFICANT_DIGITS = 3
-TICK_SIZE = 4
+TICK_SIZE = 4  # ccxt's precision modes (ccxt.base.decimal_to_precision); else decimal places
 
 _STATUS = {
     "open": OrderStatus.OPEN,
@@ -84,7 +81,9 @@ def _step(precision: object, mode: int, what: str, venue: str) -> Decimal:
     return Decimal(1).scaleb(-int(value))  # DECIMAL_PLACES (and digits, as decimals)
 
 
-def to_market(raw: Mapping[str, Any], precision_mode: int, venue: str) -> Market:
+def to_market(
+    raw: Mapping[str, Any], precision_mode: int, venue: str, sig_digits: int | None = None
+) -> Market:
     symbol = _text(raw.get("symbol"), "market symbol", venue)
     kind = {"spot": MarketKind.SPOT, "swap": MarketKind.SWAP}.get(str(raw.get("type")))
     if kind is None:
@@ -95,20 +94,13 @@ def to_market(raw: Mapping[str, Any], precision_mode: int, venue: str) -> Market
     def limit(group: str, end: str) -> Decimal | None:
         return _maybe((limits.get(group) or {}).get(end), f"{symbol} {group} {end}", venue)
 
-    sig_digits = None
-    price_mode = precision_mode
-    if precision_mode == SIGNIFICANT_DIGITS:
-        # Hyperliquid: prices have at most 5 significant digits *and* at most (6 or 8 minus
-        # szDecimals) decimals; ccxt gives the decimals as the price precision.
-        sig_digits = 5
-        price_mode = DECIMAL_PLACES
     return Market(
         symbol=symbol,
         venue_symbol=_text(raw.get("id"), f"{symbol} id", venue),
         base=_text(raw.get("base"), f"{symbol} base", venue),
         quote=_text(raw.get("quote"), f"{symbol} quote", venue),
         kind=kind,
-        price_tick=_step(precision.get("price"), price_mode, f"{symbol} price", venue),
+        price_tick=_step(precision.get("price"), precision_mode, f"{symbol} price", venue),
         amount_step=_step(precision.get("amount"), precision_mode, f"{symbol} amount", venue),
         min_amount=limit("amount", "min"),
         max_amount=limit("amount", "max"),

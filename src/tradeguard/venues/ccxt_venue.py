@@ -90,6 +90,7 @@ class CcxtVenue:
         api_url: str | None = None,
         testnet: bool = False,
         timeout_ms: int = 10_000,
+        rate_limit: bool = True,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -99,6 +100,7 @@ class CcxtVenue:
         self._api_url = api_url
         self._testnet = testnet
         self._timeout_ms = timeout_ms
+        self._rate_limit = rate_limit
         self.retry = retry or RetryPolicy()
         self.clock = clock or SystemClock()
         self._session: aiohttp.ClientSession | None = None
@@ -115,7 +117,10 @@ class CcxtVenue:
         config = {
             "session": self._session,
             "timeout": self._timeout_ms,
+            "enableRateLimit": self._rate_limit,
+            "timeout_on_exit": 0,  # close() would sleep 250 ms for websocket clients we never open
             "options": dict(self.spec.options),
+            "has": dict(self.spec.has),
             **extra,
         }
         exchange = ccxt_exchange(
@@ -172,7 +177,7 @@ class CcxtVenue:
                 raw = await self._read(lambda: public.load_markets(reload), public)
                 mode = public.precisionMode
                 self._markets = {
-                    symbol: to_market(m, mode, self.name)
+                    symbol: to_market(m, mode, self.name, self.spec.price_significant_digits)
                     for symbol, m in raw.items()
                     if m.get("type") in {k.value for k in self.spec.kinds}
                 }
@@ -227,7 +232,9 @@ class CcxtVenue:
             if not is_ambiguous(e):
                 raise translate(e, self.name, ex.last_response_headers) from None
             return await self._recover(ex, request, resend=resend)
-        return self._complete(raw, request)
+        if not raw or raw.get("id") is None:  # a garbled 200: ccxt returns an empty order
+            return await self._recover(ex, request, resend=resend)
+        return await self._complete(ex, raw, request)
 
     def _order_params(self, request: OrderRequest) -> dict[str, Any]:
         params = self.spec.client_id_params(request.client_order_id)
@@ -239,16 +246,19 @@ class CcxtVenue:
             params["timeInForce"] = request.time_in_force.value
         return params
 
-    def _complete(self, raw: Mapping[str, Any], request: OrderRequest) -> Order:
-        """ccxt's reply to a create, with what the request already tells us filled in (some
-        venues answer a create with only the ids)."""
+    async def _complete(
+        self, ex: ccxt_async.Exchange, raw: Mapping[str, Any], request: OrderRequest
+    ) -> Order:
+        """The order as the venue holds it. Some venues answer a create with ids and little
+        else (no status): then it is fetched, rather than its state guessed."""
+        if raw.get("status") is None:
+            return await self._fetch(ex, request.symbol, str(raw["id"]), None)
         merged = {
             "symbol": request.symbol,
             "side": request.side.value,
             "amount": str(request.amount),
             "price": None if request.price is None else str(request.price),
             "clientOrderId": request.client_order_id,
-            "status": "open",
             "type": _CCXT_TYPE[request.type],
             **{k: v for k, v in raw.items() if v is not None},
         }

@@ -7,7 +7,7 @@ Everything else (markets, orders, balances, errors, retries) is common code in `
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import ccxt.async_support as ccxt_async
@@ -45,6 +45,8 @@ class VenueSpec:
     credential_venue: str  # the vault schema the credential is stored under
     kinds: frozenset[MarketKind]  # what it trades
     options: Mapping[str, Any]  # ccxt options this venue needs
+    has: Mapping[str, bool] = field(default_factory=dict)  # ccxt features to switch off
+    price_significant_digits: int | None = None
 
     def ccxt_config(self, fields: CredentialFields) -> dict[str, Any]:
         return {"apiKey": _text(fields["api_key"]), "secret": _text(fields["api_secret"])}
@@ -125,16 +127,42 @@ class _Hyperliquid(VenueSpec):
         return hyperliquid_permissions(reply, account)
 
 
+# load_markets makes one public call per venue: no currencies (a signed call on Binance), no
+# margin pairs, only the market types tradeguard trades there.
+_BINANCE = {"fetchCurrencies": False, "fetchMargins": False}
 SPECS: Mapping[str, VenueSpec] = {
     "binance": _Binance(
-        "binance", "binance", frozenset({MarketKind.SPOT}), {"defaultType": "spot"}
+        "binance",
+        "binance",
+        frozenset({MarketKind.SPOT}),
+        {**_BINANCE, "defaultType": "spot", "fetchMarkets": {"types": ["spot"]}},
     ),
     "binanceusdm": _Binance(
-        "binanceusdm", "binance", frozenset({MarketKind.SWAP}), {"defaultType": "future"}
+        "binanceusdm",
+        "binance",
+        frozenset({MarketKind.SWAP}),
+        {**_BINANCE, "defaultType": "future", "fetchMarkets": {"types": ["linear"]}},
     ),
-    "bybit": _Bybit("bybit", "bybit", frozenset({MarketKind.SPOT, MarketKind.SWAP}), {}),
+    "bybit": _Bybit(
+        "bybit",
+        "bybit",
+        frozenset({MarketKind.SPOT, MarketKind.SWAP}),
+        {
+            "fetchMarkets": {"types": ["spot", "linear"]},
+            # unified trading accounts only: ccxt skips its account-type probe
+            "enableUnifiedAccount": True,
+            "enableUnifiedMargin": False,
+        },
+        has={"fetchCurrencies": False},
+    ),
     "hyperliquid": _Hyperliquid(
-        "hyperliquid", "hyperliquid", frozenset({MarketKind.SWAP}), {"defaultType": "swap"}
+        "hyperliquid",
+        "hyperliquid",
+        frozenset({MarketKind.SWAP}),
+        # ccxt would otherwise set a referral code and approve and charge its own builder fee
+        # on every order: money out of the user's account that nobody asked for.
+        {"defaultType": "swap", "refSet": True, "builderFee": False},
+        price_significant_digits=5,  # and at most 6 - szDecimals decimals: ccxt's tick
     ),
 }
 
