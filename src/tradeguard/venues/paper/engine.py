@@ -107,8 +107,8 @@ class Ledger:
     def _set(self, currency: str, free: Decimal, used: Decimal) -> None:
         if free < 0 or used < 0:
             raise AssertionError(f"paper ledger: {currency} would go negative")
-        self._free[currency] = free
-        self._used[currency] = used
+        self._free[currency] = free or Decimal(0)  # one zero, not 0E-15
+        self._used[currency] = used or Decimal(0)
         self.changed.add(currency)
 
     def lock(self, currency: str, amount: Decimal) -> None:
