@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 import tradeguard
-from tradeguard.cli import audit, db, demo, doctor, users, vault
+from tradeguard.cli import audit, data, db, demo, doctor, users, vault
 from tradeguard.cli.console import err, out
 from tradeguard.cli.logs import configure_logging
 from tradeguard.core.errors import TradeguardError
@@ -38,6 +38,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(vault.app, name="vault")
 app.add_typer(audit.app, name="audit")
+app.add_typer(data.app, name="data")
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 
