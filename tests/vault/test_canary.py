@@ -19,7 +19,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from eth_account import Account
 from tests.conftest import Capture, CliRunner, Run, audit_key_env
+from tests.sims.binance import BinanceSim, binance_sim
+from tests.sims.hyperliquid import HyperliquidSim, hyperliquid_sim
 from tests.vault.conftest import (
     parse_fields,
     revealed,
@@ -143,8 +146,25 @@ def every_file(root: Path) -> Iterator[Path]:
     return (p for p in sorted(root.rglob("*")) if p.is_file())
 
 
+@dataclass
+class Venues:
+    binance: BinanceSim
+    hyperliquid: HyperliquidSim
+
+
+@pytest.fixture
+def venues(tg: CliRunner) -> Iterator[Venues]:
+    """Both venue simulators, and the CLI pointed at them: `vault add` asks the venue about
+    every key, so the canaries travel through the key checks too."""
+    found = Venues(BinanceSim(), HyperliquidSim())
+    with binance_sim(found.binance) as binance, hyperliquid_sim(found.hyperliquid) as hl:
+        tg.env["TRADEGUARD_VENUE_API_URLS"] = json.dumps({"binance": binance, "hyperliquid": hl})
+        tg.env["TRADEGUARD_VENUE_TESTNET"] = '["hyperliquid"]'
+        yield found
+
+
 def test_no_secret_value_comes_out_anywhere(
-    tg: CliRunner, home: Path, canaries: Canaries, capture: Capture
+    tg: CliRunner, home: Path, canaries: Canaries, capture: Capture, venues: Venues
 ) -> None:
     c = canaries
     keyring_file = home / "keyring.json"
@@ -158,11 +178,20 @@ def test_no_secret_value_comes_out_anywhere(
     run.ok("users", "add", "alice", "--vault-mode", "password", input=lines(alice_pw),
            expect="Added user alice")  # fmt: skip
     binance = {"api_key": c.word(), "api_secret": c.word()}
+    venues.binance.add_key(binance["api_key"], binance["api_secret"])
     run.ok("vault", "add", "--user", "svc", "--venue", "binance", "--name", "binance-main",
            "--stdin-json", input=json.dumps(binance), expect="Stored svc/binance-main")  # fmt: skip
     hyperliquid = {"agent_private_key": c.hex_key(), "account_address": c.address()}
+    agent = Account.from_key(hyperliquid["agent_private_key"]).address
+    venues.hyperliquid.fund(hyperliquid["account_address"], 1_000)
+    venues.hyperliquid.approve_agent(hyperliquid["account_address"], agent)
     run.ok("vault", "add", "--user", "svc", "--venue", "hyperliquid", "--name", "hl-main",
            input=lines(*hyperliquid.values()), expect="Stored svc/hl-main")  # fmt: skip
+    withdrawing = {"api_key": c.word(), "api_secret": c.word()}
+    venues.binance.add_key(withdrawing["api_key"], withdrawing["api_secret"], withdrawals=True)
+    refused = run("vault", "add", "--user", "svc", "--venue", "binance", "--name", "wide",
+                  "--stdin-json", input=json.dumps(withdrawing), code=2)  # fmt: skip
+    assert "binance key refused: it can move funds off the account" in refused.stderr
     kalshi = {"key_id": c.key_id(), "private_key": c.pem()}
     run.ok("vault", "add", "--user", "svc", "--venue", "kalshi", "--name", "kalshi-main",
            "--stdin-json", input=json.dumps(kalshi), expect="Stored svc/kalshi-main")  # fmt: skip
@@ -194,6 +223,12 @@ def test_no_secret_value_comes_out_anywhere(
         assert name in listed.stdout
     shown = run.ok("vault", "show", "poly-main", "--user", "svc", expect="venue:      polymarket")
     assert f"funder_address: {polymarket['funder_address'][:6]}…" in shown.stdout
+    run.ok("vault", "check-keys", "binance-main", expect="trade-only")
+    venues.binance.set_key_permissions(binance["api_key"], withdrawals=True)
+    run("vault", "check-keys", code=1)
+    run.ok("vault", "show", "binance-main", expect="key check:  BLOCKED")
+    venues.binance.set_key_permissions(binance["api_key"], withdrawals=False)
+    run.ok("vault", "unblock", "binance-main", expect="Unblocked svc/binance-main")
     run.ok("vault", "verify", expect="4 ok, 1 locked, 0 integrity error")
     run.ok("vault", "verify", "--unlock", "alice", input=lines(alice_pw),
            expect="5 ok, 0 locked, 0 integrity error")  # fmt: skip
@@ -315,14 +350,16 @@ def test_a_keyring_file_others_can_read_is_refused(tg: CliRunner, home: Path) ->
 
 
 def test_stdin_json_works_for_a_password_mode_user(
-    tg: CliRunner, home: Path, canaries: Canaries
+    tg: CliRunner, home: Path, canaries: Canaries, venues: Venues
 ) -> None:
     keyring_file = home / "keyring.json"
     init_keyring_file(keyring_file)
     tg.env[FILE_VARIABLE] = str(keyring_file)
     password = canaries.password()
     assert tg("users", "add", "alice", "--vault-mode", "password", input=lines(password)).code == 0
-    fields = json.dumps({"api_key": canaries.word(), "api_secret": canaries.word()})
+    key = {"api_key": canaries.word(), "api_secret": canaries.word()}
+    venues.binance.add_key(key["api_key"], key["api_secret"])
+    fields = json.dumps(key)
     add = ("vault", "add", "--user", "alice", "--venue", "binance", "--name", "b", "--stdin-json")
     run = tg(*add, input=f"{password}\n{fields}")  # the password line first, then the JSON
     assert run.code == 0, run.stderr

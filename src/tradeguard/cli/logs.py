@@ -21,4 +21,8 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
     # Alembic narrates every migration context at INFO; keep that for debugging sessions.
     logging.getLogger("alembic").setLevel(level if level == "DEBUG" else "WARNING")
+    # ccxt logs every request and reply, headers and bodies, at DEBUG: signed requests, key ids
+    # and account addresses. The redactor would catch the registered secrets, but a venue's
+    # reply is not ours to log; keep ccxt at WARNING even when debugging tradeguard.
+    logging.getLogger("ccxt").setLevel("WARNING")
     logging.captureWarnings(True)

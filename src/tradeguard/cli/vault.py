@@ -7,10 +7,12 @@ user's vault password and hold the key only while the command runs.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
@@ -29,6 +31,14 @@ from tradeguard.vault import (
     schema_for,
 )
 from tradeguard.vault.master import init_keyring_file, keyring_file_path, rotate_keyring_file
+from tradeguard.venues import MarketKind
+from tradeguard.venues.vetting import (
+    add_checked_credential,
+    checked_venues,
+    recheck_all,
+    recheck_credential,
+    unblock_credential,
+)
 
 __all__ = ["app"]
 
@@ -60,7 +70,50 @@ def _describe(info: CredentialInfo) -> str:
     return f"{info.user_name}/{info.name} ({info.venue}, {shown}) id {info.id}"
 
 
+def _key_status(info: CredentialInfo) -> str:
+    if info.blocked:
+        return "BLOCKED"
+    if info.permissions_checked_at is None:
+        return "unchecked"
+    return f"trade-only, checked {info.permissions_checked_at.isoformat(timespec='seconds')}"
+
+
+def _check_lines(info: CredentialInfo) -> list[str]:
+    lines = []
+    if info.blocked_at is not None:
+        lines.append(
+            f"blocked:    {info.blocked_at.isoformat(timespec='seconds')}: {info.blocked_reason}"
+        )
+    if info.permissions:
+        kinds = info.permissions.get("trade_kinds")
+        names = ", ".join(str(k) for k in kinds) if isinstance(kinds, list) else ""
+        lines.append(f"trades:     {names or 'nothing'}")
+        lines.append(f"IP allow-list: {'yes' if info.permissions.get('ip_restricted') else 'no'}")
+    if info.key_expires_at is not None:
+        lines.append(f"expires:    {info.key_expires_at.isoformat(timespec='seconds')}")
+    return lines
+
+
 # -- credentials -------------------------------------------------------------------------------
+
+
+TradeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--trade",
+        help="What the key must be able to trade: spot, swap, or spot,swap (default: every kind "
+        "tradeguard trades on that venue; binance: spot).",
+    ),
+]
+
+
+def _needs(venue: str, trade: str | None) -> frozenset[MarketKind] | None:
+    if trade is None:
+        return None
+    try:
+        return frozenset(MarketKind(part.strip()) for part in trade.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter("give spot, swap or spot,swap", param_hint="--trade") from None
 
 
 @app.command("add")
@@ -69,15 +122,37 @@ def add(
     venue: Annotated[str, typer.Option("--venue", help="binance, bybit, okx, hyperliquid, ...")],
     name: Annotated[str, typer.Option("--name", help="A name for it, e.g. binance-main.")],
     stdin_json: StdinJson = False,
+    trade: TradeOpt = None,
 ) -> None:
-    """Store a venue credential, encrypted; asks for each secret field with echo off."""
+    """Store a venue credential, encrypted; asks for each secret field with echo off.
+
+    Where tradeguard can ask the venue what a key may do (Binance, Bybit, Hyperliquid), it does
+    so first, with the key only in memory, and refuses a key that can withdraw or transfer funds.
+    """
     schema = schema_for(venue)
+    needs = _needs(venue, trade)
+    settings = cli_settings()
     with opened_vault() as vault:
         vault.user(user)  # an unknown user fails before anyone types a secret
         _unlock_if_needed(vault, user)  # first: with --stdin-json the JSON is the rest of stdin
         with entered_fields(schema.fields, stdin_json) as fields:
-            info = vault.add_credential(user, venue, name, fields)
+            if venue in checked_venues():
+                info, verdict = asyncio.run(
+                    add_checked_credential(
+                        vault, settings, user=user, venue=venue, name=name, fields=fields,
+                        needs=needs,
+                    )
+                )  # fmt: skip
+                warnings = list(verdict.warnings)
+            else:
+                info = vault.add_credential(user, venue, name, fields)
+                warnings = [
+                    f"tradeguard cannot ask {venue} what this key may do; make sure it cannot "
+                    "withdraw or transfer funds"
+                ] if venue != "paper" else []  # fmt: skip
     out.print(f"Stored {_describe(info)}.", markup=False)
+    for warning in warnings:
+        out.print(f"warning: {warning}", style="yellow", markup=False)
 
 
 @app.command("list")
@@ -88,12 +163,12 @@ def list_credentials(
     with opened_vault() as vault:
         rows = vault.credentials(user)
     table = Table(title="credentials")
-    for column in ("user", "name", "venue", "public id", "id", "last used"):
+    for column in ("user", "name", "venue", "public id", "id", "key check", "last used"):
         table.add_column(column, overflow="fold")
     for c in rows:
         used = c.last_used_at.isoformat(timespec="seconds") if c.last_used_at else "never"
         ids = ", ".join(c.display.values()) or "-"
-        table.add_row(c.user_name, c.name, c.venue, ids, c.id, used)
+        table.add_row(c.user_name, c.name, c.venue, ids, c.id, _key_status(c), used)
     out.print(table)
 
 
@@ -116,6 +191,8 @@ def show(
         f"created:    {info.created_at.isoformat(timespec='seconds')}",
         f"rotated:    {info.rotated_at.isoformat(timespec='seconds') if info.rotated_at else '-'}",
         f"last used:  {info.last_used_at.isoformat(timespec='seconds') if info.last_used_at else 'never'}",  # noqa: E501
+        f"key check:  {_key_status(info)}",
+        *_check_lines(info),
     ]
     out.print("\n".join(lines), markup=False)
 
@@ -149,6 +226,67 @@ def rotate_credential(
         with entered_fields(specs, stdin_json) as fields:
             info = vault.rotate_credential(info.id, fields)
     out.print(f"Rotated {_describe(info)}. Revoke the old key at the venue.", markup=False)
+
+
+@app.command("check-keys")
+def check_keys(
+    credential: Annotated[
+        str | None, typer.Argument(help="One credential (id or name); default: all.")
+    ] = None,
+) -> None:
+    """Ask each venue again what every stored key may do (run it daily, e.g. from a systemd
+    timer). A key that can now withdraw or transfer is blocked from trading at once and an alert
+    event is written; exit 1 when any key is blocked or could not be checked."""
+    settings = cli_settings()
+    with opened_vault() as vault:
+        if credential is None:
+            outcomes = asyncio.run(recheck_all(vault, settings))
+        else:
+            outcomes = [asyncio.run(recheck_credential(vault, settings, credential))]
+    table = Table(title="venue key check")
+    for column in ("credential", "venue", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    failed = False
+    for o in outcomes:
+        c = o.credential
+        if o.verdict is None:
+            result, detail, failed = "[yellow]not checked[/]", o.error or "", True
+        elif c.blocked:
+            result, failed = "[bold red]BLOCKED[/]", True
+            detail = c.blocked_reason or ""
+        else:
+            result, detail = "[green]trade-only[/]", "; ".join(o.verdict.warnings)
+        table.add_row(f"{c.user_name}/{c.name}", c.venue, result, escape(detail))
+    out.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("block")
+def block(
+    credential: Annotated[str, typer.Argument(help="Credential id or name.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit log.")],
+) -> None:
+    """Stop all trading with a credential now (an incident, a suspected leak)."""
+    with opened_vault() as vault:
+        info = vault.block_credential(
+            vault.credential(credential).id, f"blocked by an operator: {reason}", actor="operator"
+        )
+    out.print(f"Blocked {_describe(info)}; unblock with `tradeguard vault unblock`.", markup=False)
+
+
+@app.command("unblock")
+def unblock(credential: Annotated[str, typer.Argument(help="Credential id or name.")]) -> None:
+    """Allow trading with a blocked credential again, once a fresh check at the venue says the
+    key is trade-only (venues that cannot be checked are unblocked as they are)."""
+    settings = cli_settings()
+    with opened_vault() as vault:
+        info = vault.credential(credential)
+        if info.venue in checked_venues():
+            info = asyncio.run(unblock_credential(vault, settings, info.id))
+        else:
+            info = vault.unblock_credential(info.id)
+    out.print(f"Unblocked {_describe(info)}.", markup=False)
 
 
 @app.command("verify")

@@ -387,7 +387,11 @@ class Vault:
             )
             info = find_credential(conn, info.id)
         self.emit(
-            EventName.VAULT_CREDENTIAL_BLOCKED, info.id, actor=actor, venue=info.venue, reason=reason
+            EventName.VAULT_CREDENTIAL_BLOCKED,
+            info.id,
+            actor=actor,
+            venue=info.venue,
+            reason=reason,
         )
         return info
 

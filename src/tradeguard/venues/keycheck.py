@@ -237,7 +237,7 @@ def hyperliquid_permissions(reply: object, account: str) -> ParsedKey:
         ip_restricted=False,
         expires_at=None,
         trade_kinds=frozenset({MarketKind.SPOT, MarketKind.SWAP}) if ours else frozenset(),
-        raw={"role": role, "master": master},
+        raw={"role": role, "agent_of_declared_account": ours},  # no address: kept encrypted
     )
     problem = None
     if main_key:

@@ -12,14 +12,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from tradeguard.config import Settings
 from tradeguard.core.errors import KeyPermissionRefused, VenueError
 from tradeguard.core.events import Detail, DomainEvent, EventName
-from tradeguard.secrets import Secret
+from tradeguard.secrets import Secret, redact
 from tradeguard.vault import CredentialInfo, Vault
 from tradeguard.vault.schemas import schema_for, validate_fields
 from tradeguard.venues.ccxt_venue import CcxtVenue, CredentialSource
@@ -40,6 +40,18 @@ __all__ = [
 def checked_venues() -> frozenset[str]:
     """The vault venues whose key permissions tradeguard can ask for."""
     return frozenset(spec.credential_venue for spec in SPECS.values())
+
+
+@contextmanager
+def redacted(fields: Mapping[str, Secret]) -> Iterator[None]:
+    """A key not yet stored is redacted from logs while it is used, as `vault.use` does."""
+    for secret in fields.values():
+        redact.register(secret)
+    try:
+        yield
+    finally:
+        for secret in fields.values():
+            redact.unregister(secret)
 
 
 def _venue(spec: VenueSpec, credentials: CredentialSource, settings: Settings) -> CcxtVenue:
@@ -117,7 +129,8 @@ async def add_checked_credential(
     validate_fields(schema_for(spec.credential_venue), fields)
     vault.user(user)  # an unknown user fails before the venue is asked anything
     needs = spec.kinds if needs is None else needs
-    verdict = await _verdict(spec, lambda: nullcontext(fields), settings, needs)
+    with redacted(fields):
+        verdict = await _verdict(spec, lambda: nullcontext(fields), settings, needs)
     if not verdict.accepted:
         _emit(vault, EventName.VENUE_KEY_REFUSED, None, "operator", verdict, name=name)
         verdict.raise_if_refused()
