@@ -98,6 +98,9 @@ def test_an_order_lifecycle_on_spot_and_futures(bn: Setup, venue_name: str, symb
             assert [o.client_order_id for o in await venue.fetch_open_orders(symbol)] == [
                 request.client_order_id
             ]
+            assert [o.client_order_id for o in await venue.fetch_open_orders()] == [
+                request.client_order_id
+            ]
             canceled = await venue.cancel_order(symbol, venue_order_id=placed.venue_order_id)
             assert canceled.status is OrderStatus.CANCELED
             filled = await venue.create_order(order(symbol, Side.BUY, OrderType.MARKET, "0.01"))

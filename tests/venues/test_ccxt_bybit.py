@@ -349,10 +349,6 @@ def test_reduce_only_on_linear_is_sent_and_enforced(bb: Setup) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CcxtVenue.fetch_open_orders(None) on bybit asks ccxt for linear only: spot orders lost",
-)
 def test_open_orders_without_a_symbol_cover_spot_and_linear(bb: Setup) -> None:
     async def scenario() -> None:
         venue = bb.venue()
@@ -367,9 +363,6 @@ def test_open_orders_without_a_symbol_cover_spot_and_linear(bb: Setup) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="ccxt_errors.translate never sets VenueError.code (Bybit's retCode)"
-)
 def test_a_venue_refusal_carries_the_venues_error_code(bb: Setup) -> None:
     async def scenario() -> None:
         venue = bb.venue()

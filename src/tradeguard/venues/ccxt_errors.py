@@ -30,6 +30,8 @@ from tradeguard.core.errors import (
 __all__ = ["is_ambiguous", "translate"]
 
 _QUERY = re.compile(r"\?\S*")
+# The venue's own error code inside ccxt's message: Binance `"code":-2010`, Bybit `"retCode":110007`
+_CODE = re.compile(r'"(?:code|retCode|ret_code)"\s*:\s*"?(-?\d+)')
 _MAX_MESSAGE = 300
 
 
@@ -63,20 +65,26 @@ def translate(
 ) -> VenueError:
     """The `VenueError` for a ccxt exception (anything else is re-raised by the caller)."""
     text = f"{venue}: {_message(error)}"
-    if isinstance(error, ccxt.InsufficientFunds):
-        return InsufficientFunds(text, venue=venue)
-    if isinstance(error, ccxt.OrderNotFound):
-        return OrderNotFound(text, venue=venue)
-    if isinstance(error, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
-        return VenueAuthFailed(text, venue=venue)
+    found = _CODE.search(str(error))
+    code = found.group(1) if found else None
     if isinstance(error, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
-        return RateLimited(text, venue=venue, retry_after=_retry_after(headers))
+        return RateLimited(text, venue=venue, code=code, retry_after=_retry_after(headers))
     if isinstance(error, ccxt.InvalidNonce):
-        return VenueRejected(f"{text} (is this host's clock in sync? run chronyc)", venue=venue)
-    if isinstance(error, ccxt.BadResponse | ccxt.NullResponse):
-        return MalformedReply(text, venue=venue)
-    if isinstance(error, ccxt.NetworkError):
-        return VenueUnavailable(text, venue=venue)
-    if isinstance(error, ccxt.ExchangeError):
-        return VenueRejected(text, venue=venue)
-    return VenueError(text, venue=venue)
+        text = f"{text} (is this host's clock in sync? run chronyc)"
+    kind = next((k for c, k in _KINDS if isinstance(error, c)), VenueError)
+    return kind(text, venue=venue, code=code)
+
+
+# Most specific first: ccxt's OrderNotFound is an InvalidOrder, InvalidNonce an ExchangeError.
+_KINDS: tuple[tuple[type[BaseException], type[VenueError]], ...] = (
+    (ccxt.InsufficientFunds, InsufficientFunds),
+    (ccxt.OrderNotFound, OrderNotFound),
+    (ccxt.AuthenticationError, VenueAuthFailed),
+    (ccxt.PermissionDenied, VenueAuthFailed),
+    (ccxt.AccountSuspended, VenueAuthFailed),
+    (ccxt.InvalidNonce, VenueRejected),
+    (ccxt.BadResponse, MalformedReply),
+    (ccxt.NullResponse, MalformedReply),
+    (ccxt.NetworkError, VenueUnavailable),
+    (ccxt.ExchangeError, VenueRejected),
+)

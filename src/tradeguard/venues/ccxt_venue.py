@@ -19,6 +19,7 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
@@ -332,8 +333,20 @@ class CcxtVenue:
             return await self._fetch(ex, symbol, order_id, None)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Open orders of one market, or of every market this venue trades."""
+        markets = await self.load_markets()
+        if symbol is not None:
+            market_for(markets, symbol, self.name)
+            scopes: list[dict[str, Any]] = [{}]
+        else:
+            settles = frozenset(m.settle for m in markets.values() if m.settle)
+            scopes = self.spec.open_order_scopes(settles)
+        rows: list[Mapping[str, Any]] = []
         async with self._private() as (ex, _):
-            rows = await self._read(lambda: ex.fetch_open_orders(symbol), ex)
+            for params in scopes:
+                rows += await self._read(
+                    partial(ex.fetch_open_orders, symbol, None, None, params), ex
+                )
         return [to_order(r, self.name) for r in rows]
 
     async def fetch_my_trades(

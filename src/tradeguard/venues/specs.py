@@ -67,6 +67,10 @@ class VenueSpec:
     def client_id_params(self, client_order_id: str) -> dict[str, Any]:
         return {"clientOrderId": client_order_id}
 
+    def open_order_scopes(self, settles: frozenset[str]) -> list[dict[str, Any]]:
+        """The ccxt params that together cover every market's open orders (one call each)."""
+        return [{}]
+
 
 class _Binance(VenueSpec):
     async def key_permissions(
@@ -110,6 +114,12 @@ class _Bybit(VenueSpec):
                 return exchange.parse_order(rows[0], market)  # type: ignore[no-any-return]
         raise OrderNotFound(f"bybit has no order with client id {client_order_id}", venue=self.name)
 
+    def open_order_scopes(self, settles: frozenset[str]) -> list[dict[str, Any]]:
+        # Bybit answers one category per call, and linear only per settle coin.
+        scopes: list[dict[str, Any]] = [{"type": "spot"}]
+        scopes += [{"type": "swap", "subType": "linear", "settleCoin": s} for s in sorted(settles)]
+        return scopes
+
 
 class _Hyperliquid(VenueSpec):
     def ccxt_config(self, fields: CredentialFields) -> dict[str, Any]:
@@ -129,7 +139,11 @@ class _Hyperliquid(VenueSpec):
 
 # load_markets makes one public call per venue: no currencies (a signed call on Binance), no
 # margin pairs, only the market types tradeguard trades there.
-_BINANCE = {"fetchCurrencies": False, "fetchMargins": False}
+_BINANCE = {
+    "fetchCurrencies": False,
+    "fetchMargins": False,
+    "warnOnFetchOpenOrdersWithoutSymbol": False,  # all markets is what we ask for
+}
 SPECS: Mapping[str, VenueSpec] = {
     "binance": _Binance(
         "binance",
