@@ -83,7 +83,7 @@ def limit(side: Side, amount: str, price: str, **kw: object) -> OrderRequest:
     )  # type: ignore[arg-type]
 
 
-def test_markets_balance_and_an_order_lifecycle(hl: Setup) -> None:
+def test_markets_balance_and_an_order_lifecycle_without_a_builder_fee(hl: Setup) -> None:
     async def scenario() -> None:
         venue = hl.venue()
         try:
@@ -101,6 +101,8 @@ def test_markets_balance_and_an_order_lifecycle(hl: Setup) -> None:
             assert [o.venue_order_id for o in await venue.fetch_open_orders(ETH)] == [
                 placed.venue_order_id
             ]
+            action = hl.sim.order_actions[0]["action"]
+            assert "builder" not in action  # ccxt's own builder fee is switched off
             canceled = await venue.cancel_order(ETH, client_order_id=request.client_order_id)
             assert canceled.status is OrderStatus.CANCELED
             assert await venue.fetch_open_orders(ETH) == []
