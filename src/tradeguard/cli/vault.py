@@ -32,13 +32,6 @@ from tradeguard.vault import (
 )
 from tradeguard.vault.master import init_keyring_file, keyring_file_path, rotate_keyring_file
 from tradeguard.venues import MarketKind
-from tradeguard.venues.vetting import (
-    add_checked_credential,
-    checked_venues,
-    recheck_all,
-    recheck_credential,
-    unblock_credential,
-)
 
 __all__ = ["app"]
 
@@ -129,6 +122,8 @@ def add(
     Where tradeguard can ask the venue what a key may do (Binance, Bybit, Hyperliquid), it does
     so first, with the key only in memory, and refuses a key that can withdraw or transfer funds.
     """
+    from tradeguard.venues.vetting import add_checked_credential, checked_venues  # ccxt: ~1 s
+
     schema = schema_for(venue)
     needs = _needs(venue, trade)
     settings = cli_settings()
@@ -237,6 +232,8 @@ def check_keys(
     """Ask each venue again what every stored key may do (run it daily, e.g. from a systemd
     timer). A key that can now withdraw or transfer is blocked from trading at once and an alert
     event is written; exit 1 when any key is blocked or could not be checked."""
+    from tradeguard.venues.vetting import recheck_all, recheck_credential
+
     settings = cli_settings()
     with opened_vault() as vault:
         if credential is None:
@@ -279,6 +276,8 @@ def block(
 def unblock(credential: Annotated[str, typer.Argument(help="Credential id or name.")]) -> None:
     """Allow trading with a blocked credential again, once a fresh check at the venue says the
     key is trade-only (venues that cannot be checked are unblocked as they are)."""
+    from tradeguard.venues.vetting import checked_venues, unblock_credential
+
     settings = cli_settings()
     with opened_vault() as vault:
         info = vault.credential(credential)

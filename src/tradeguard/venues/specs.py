@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import ccxt.async_support as ccxt_async
-from eth_account import Account
 
 from tradeguard.core.errors import ConfigError, MalformedReply, OrderNotFound
 from tradeguard.secrets import Secret
@@ -131,6 +130,8 @@ class _Hyperliquid(VenueSpec):
     async def key_permissions(
         self, exchange: ccxt_async.Exchange, fields: CredentialFields
     ) -> ParsedKey:
+        from eth_account import Account  # ~0.7 s to import; only this check needs it
+
         signer = Account.from_key(_text(fields["agent_private_key"])).address
         account = _text(fields["account_address"])
         reply = await exchange.public_post_info({"type": "userRole", "user": signer})
