@@ -15,15 +15,14 @@ import pytest
 from tests.sims.binance import BinanceSim, binance_sim
 
 from tradeguard.config import Settings
-from tradeguard.core.errors import CredentialBlocked, KeyPermissionRefused
+from tradeguard.core.errors import ConfigError, CredentialBlocked, KeyPermissionRefused
 from tradeguard.core.events import EventName, MemorySink
 from tradeguard.secrets import Secret
 from tradeguard.vault import CredentialInfo, Vault
 from tradeguard.vault.schemas import schema_for
 from tradeguard.venues import MarketKind, OrderRequest, OrderType, Side, new_client_order_id
-from tradeguard.venues.ccxt_venue import CcxtVenue
+from tradeguard.venues.connect import ccxt_venue_for
 from tradeguard.venues.keycheck import KeyVerdict
-from tradeguard.venues.specs import spec_for
 from tradeguard.venues.vetting import (
     add_checked_credential,
     recheck_all,
@@ -117,12 +116,7 @@ def test_a_spot_only_key_is_refused_for_futures_trading(bn: Setup) -> None:
 
 def _trade(bn: Setup, credential_id: str) -> None:
     async def go() -> None:
-        venue = CcxtVenue(
-            spec_for("binance"),
-            lambda: bn.vault.use(credential_id),
-            api_url=bn.settings.venue_api_urls["binance"],
-            rate_limit=False,
-        )
+        venue = ccxt_venue_for(bn.vault, bn.settings, credential_id)
         try:
             await venue.create_order(
                 OrderRequest(new_client_order_id(), "BTC/USDT", Side.BUY, OrderType.LIMIT,
@@ -132,6 +126,15 @@ def _trade(bn: Setup, credential_id: str) -> None:
             await venue.close()
 
     asyncio.run(go())
+
+
+def test_a_binance_key_serves_spot_and_futures_and_nothing_else(bn: Setup) -> None:
+    _, fields = bn.new_key(ip_restrict=True)
+    info, _ = bn.add("binance-main", fields)
+    assert ccxt_venue_for(bn.vault, bn.settings, info.id).name == "binance"
+    assert ccxt_venue_for(bn.vault, bn.settings, info.id, venue="binanceusdm").name == "binanceusdm"
+    with pytest.raises(ConfigError, match="cannot trade on bybit"):
+        ccxt_venue_for(bn.vault, bn.settings, info.id, venue="bybit")
 
 
 def test_a_key_whose_permissions_widen_is_blocked_until_a_person_fixes_it(bn: Setup) -> None:
