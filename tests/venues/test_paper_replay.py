@@ -1,17 +1,17 @@
 """The paper venue replays real candles deterministically, and keeps its books straight.
 
-The replay runs ETH/BTC 5-minute candles (tests/../shared data) with a scripted order sequence
-twice, on fresh databases, and compares everything the venue reports. The property test
-drives random orders and candles and checks that no balance goes negative, that nothing stays
-held once no order is open, and that every unit of base and quote is accounted for by the fills
-and their fees.
+The replay runs the bundled ETH/BTC 5-minute candles through the replay feed (which moves a
+manual clock to each candle's close, as a backtest does) with a scripted order sequence twice,
+on fresh databases, and compares everything the venue reports. The property test drives random
+orders and candles and checks that no balance goes negative, that nothing stays held once no
+order is open, and that every unit of base and quote is accounted for by the fills and their
+fees.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import itertools
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from tradeguard.core.clock import ManualClock
 from tradeguard.core.errors import InsufficientFunds, InvalidOrder, VenueRejected
+from tradeguard.marketdata import ReplayFeed, load_sample
 from tradeguard.marketdata.candles import Candle
 from tradeguard.store import DatabaseTarget, create_engine, resolve_database, upgrade
 from tradeguard.venues import (
@@ -39,25 +40,13 @@ from tradeguard.venues import (
 from tradeguard.venues.paper import PaperConfig, PaperVenue, market_from_candles
 
 D = Decimal
-DATA = Path("/work/shared/data/candles/ETH_BTC-5m.csv")
 SYMBOL = "ETH/BTC"
 REPLAY_CANDLES = 600
 
 
-def read_candles(path: Path, limit: int) -> list[Candle]:
-    with path.open(newline="") as f:
-        rows = itertools.islice(csv.DictReader(f), limit)
-        return [
-            Candle(
-                int(r["timestamp_ms"]),
-                D(r["open"]),
-                D(r["high"]),
-                D(r["low"]),
-                D(r["close"]),
-                D(r["volume"]),
-            )
-            for r in rows
-        ]
+def sample_candles(limit: int) -> list[Candle]:
+    """Real ETH/BTC 5-minute candles, from the sample bundled with tradeguard."""
+    return load_sample("ETH_BTC-5m.csv").candles[:limit]
 
 
 def migrated(target: DatabaseTarget) -> sa.Engine:
@@ -97,9 +86,12 @@ async def replay(
     tick = market.price_tick
     n = 0
     accepted: list[str] = []
-    for i, candle in enumerate(candles):
-        clock.advance((candle.ts_ms + 300_000) / 1000 - clock.now().timestamp())
-        await venue.on_candle(SYMBOL, candle)
+    feed = ReplayFeed({SYMBOL: candles}, "5m", clock=clock)  # moves the clock to each close
+    i = -1
+    async for symbol, candle in feed:
+        i += 1
+        assert clock.now().timestamp() * 1000 == candle.ts_ms + 300_000
+        await venue.on_candle(symbol, candle)
         requests: list[OrderRequest] = []
         close = candle.close
         if i % 40 == 0:
@@ -138,7 +130,7 @@ async def replay(
 def test_the_same_candles_and_orders_give_the_same_fills_ids_and_balances(
     db_target: DatabaseTarget, tmp_path: Path
 ) -> None:
-    candles = read_candles(DATA, REPLAY_CANDLES)
+    candles = sample_candles(REPLAY_CANDLES)
     first = asyncio.run(replay(migrated(db_target), candles))
     second = asyncio.run(replay(migrated(sqlite_target(tmp_path / "again")), candles))
     assert first == second
