@@ -6,6 +6,7 @@ and stops it afterwards. A port of 0 lets the OS choose, so tests run in paralle
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -18,13 +19,40 @@ from starlette.types import ASGIApp
 __all__ = ["serve"]
 
 
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+@contextmanager
+def _logging_left_as_it_was() -> Iterator[None]:
+    """uvicorn reconfigures its loggers process-wide (levels, handlers, no propagation); a test
+    process must get them back as they were, or later tests of log redaction see nothing."""
+    saved = []
+    for name in _UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, list(logger.handlers), logger.propagate))
+    try:
+        yield
+    finally:
+        for logger, level, handlers, propagate in saved:
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+
+
 @contextmanager
 def serve(app: ASGIApp, *, timeout: float = 10.0) -> Iterator[str]:
+    with _logging_left_as_it_was():
+        yield from _serve(app, timeout)
+
+
+def _serve(app: ASGIApp, timeout: float) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        app, log_config=None, log_level="warning", access_log=False, lifespan="off"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
