@@ -100,7 +100,7 @@ TradeOpt = Annotated[
 ]
 
 
-def _needs(venue: str, trade: str | None) -> frozenset[MarketKind] | None:
+def _needs(trade: str | None) -> frozenset[MarketKind] | None:
     if trade is None:
         return None
     try:
@@ -125,7 +125,7 @@ def add(
     from tradeguard.venues.vetting import add_checked_credential, checked_venues  # ccxt: ~1 s
 
     schema = schema_for(venue)
-    needs = _needs(venue, trade)
+    needs = _needs(trade)
     settings = cli_settings()
     with opened_vault() as vault:
         vault.user(user)  # an unknown user fails before anyone types a secret
