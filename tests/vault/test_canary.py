@@ -364,3 +364,20 @@ def test_stdin_json_works_for_a_password_mode_user(
     run = tg(*add, input=f"{password}\n{fields}")  # the password line first, then the JSON
     assert run.code == 0, run.stderr
     assert canaries.leaks_in_text(run.output) == []
+
+
+def test_vault_add_checks_its_options_before_asking_for_a_secret(tg: CliRunner, home: Path) -> None:
+    keyring_file = home / "keyring.json"
+    init_keyring_file(keyring_file)
+    tg.env[FILE_VARIABLE] = str(keyring_file)
+    assert tg("users", "add", "svc", "--vault-mode", "service").code == 0
+    bad = tg("vault", "add", "--user", "svc", "--venue", "binance", "--name", "b",
+             "--trade", "options")  # fmt: skip
+    assert bad.code == 2
+    assert "give spot, swap or spot,swap" in bad.stderr
+    fields = json.dumps({"api_key": token(12), "api_secret": token(24), "passphrase": token(8)})
+    okx = tg("vault", "add", "--user", "svc", "--venue", "okx", "--name", "okx-main",
+             "--stdin-json", input=fields)  # fmt: skip
+    assert okx.code == 0, okx.stderr
+    assert "cannot ask okx what this key may do" in okx.stdout
+    assert "unchecked" in tg("vault", "list").stdout
