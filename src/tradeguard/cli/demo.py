@@ -38,7 +38,7 @@ every step is in the tamper-evident audit log, verified.
 Once the order path lands, this demo will also:
  1. start the SMA-crossover example bot in its sandbox (no network,
     no keys);
- 2. replay bundled real BTC/USDT candles, accelerated, through the whole
+ 2. replay the bundled real ETH/BTC candles, accelerated, through the whole
     order path: bot -> gateway -> risk engine -> audit log -> paper venue
     -> fills back to the bot;
  3. show live orders, fills, PnL and circuit-breaker values, then a
