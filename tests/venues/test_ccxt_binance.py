@@ -19,12 +19,14 @@ from tradeguard.core.errors import (
     RateLimited,
     VenueAuthFailed,
 )
+from tradeguard.marketdata.candles import Candle, Timeframe
 from tradeguard.secrets import Secret
 from tradeguard.vault.schemas import schema_for
 from tradeguard.venues import OrderRequest, OrderStatus, OrderType, Side, new_client_order_id
 from tradeguard.venues.ccxt_venue import CcxtVenue, RetryPolicy
 from tradeguard.venues.specs import spec_for
 
+D = Decimal
 FAST = RetryPolicy(backoff=0.01, lookup_delay=0.05)
 
 
@@ -221,3 +223,24 @@ def test_a_wrong_secret_is_refused_by_the_venue(bn: Setup) -> None:
             await venue.close()
 
     asyncio.run(scenario())
+
+
+def test_candles_come_back_exact_from_the_public_endpoint(bn: Setup) -> None:
+    candles = [
+        Candle(1_700_000_000_000 + i * 300_000, D("29000.10"), D("29010.5"), D("28990"),
+               D("29005.01"), D("1.2345"))
+        for i in range(3)
+    ]  # fmt: skip
+    bn.sim.set_candles("BTCUSDT", "5m", candles)
+
+    async def scenario() -> list[Candle]:
+        venue = bn.venue()
+        try:
+            return await venue.fetch_ohlcv("BTC/USDT", Timeframe.parse("5m"), limit=10)
+        finally:
+            await venue.close()
+
+    got = asyncio.run(scenario())
+    assert [(c.ts_ms, c.open, c.close, c.volume) for c in got] == [
+        (c.ts_ms, c.open, c.close, c.volume) for c in candles
+    ]

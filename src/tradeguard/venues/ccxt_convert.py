@@ -10,7 +10,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tradeguard.core.errors import MalformedReply
-from tradeguard.marketdata.candles import Candle
 from tradeguard.venues.types import (
     Balance,
     BalanceLine,
@@ -24,7 +23,7 @@ from tradeguard.venues.types import (
     Trade,
 )
 
-__all__ = ["to_balance", "to_candle", "to_market", "to_order", "to_trade"]
+__all__ = ["to_balance", "to_market", "to_order", "to_trade"]
 
 TICK_SIZE = 4  # ccxt's precision modes (ccxt.base.decimal_to_precision); else decimal places
 
@@ -114,19 +113,18 @@ def to_market(
     )
 
 
-def _order_type(raw: Mapping[str, Any]) -> tuple[OrderType, Decimal | None, str]:
+def _order_type(raw: Mapping[str, Any], venue: str) -> tuple[OrderType, Decimal | None]:
     stop = raw.get("triggerPrice") or raw.get("stopPrice")
     kind = str(raw.get("type") or "").lower()
     if stop:
-        order_type = (
-            OrderType.STOP_LIMIT if kind in ("limit", "stop_limit") else OrderType.STOP_MARKET
-        )
-        return order_type, Decimal(str(stop)), kind
+        limit = kind in ("limit", "stop_limit")
+        stop_price = decimal(stop, "order stop price", venue)
+        return (OrderType.STOP_LIMIT if limit else OrderType.STOP_MARKET), stop_price
     if kind in ("market", "limit"):
-        return OrderType(kind), None, kind
+        return OrderType(kind), None
     if kind in ("stop", "stop_market", "stop_loss"):
-        return OrderType.STOP_MARKET, None, kind
-    return OrderType.LIMIT, None, kind  # venue-specific names of resting orders (e.g. "ioc")
+        return OrderType.STOP_MARKET, None
+    return OrderType.LIMIT, None  # venue-specific names of resting orders (e.g. "ioc")
 
 
 def to_order(raw: Mapping[str, Any], venue: str) -> Order:
@@ -143,7 +141,7 @@ def to_order(raw: Mapping[str, Any], venue: str) -> Order:
     side = str(raw.get("side"))
     if side not in ("buy", "sell"):
         raise MalformedReply(f"{venue} order {order_id} has side {side!r}", venue=venue)
-    order_type, stop_price, _ = _order_type(raw)
+    order_type, stop_price = _order_type(raw, venue)
     fee = raw.get("fee") or {}
     return Order(
         venue_order_id=order_id,
@@ -203,16 +201,3 @@ def to_balance(raw: Mapping[str, Any], venue: str) -> Balance:
         if line.total:
             lines[currency] = line
     return Balance(lines)
-
-
-def to_candle(row: object, venue: str) -> Candle:
-    if not isinstance(row, list | tuple) or len(row) < 6:
-        raise MalformedReply(f"{venue} candle row is not [time, o, h, l, c, v]", venue=venue)
-    ts = row[0]
-    if isinstance(ts, bool) or not isinstance(ts, int | float):
-        raise MalformedReply(f"{venue} candle time is not a number", venue=venue)
-    values = [decimal(v, "candle value", venue) for v in row[1:6]]
-    candle = Candle(int(ts), *values)
-    if not candle.is_consistent():
-        raise MalformedReply(f"{venue} candle at {ts} has high/low inconsistent", venue=venue)
-    return candle

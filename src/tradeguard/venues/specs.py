@@ -50,9 +50,6 @@ class VenueSpec:
     def ccxt_config(self, fields: CredentialFields) -> dict[str, Any]:
         return {"apiKey": _text(fields["api_key"]), "secret": _text(fields["api_secret"])}
 
-    def market_type(self) -> str:
-        return "swap" if self.kinds == {MarketKind.SWAP} else "spot"
-
     async def key_permissions(
         self, exchange: ccxt_async.Exchange, fields: CredentialFields
     ) -> ParsedKey:

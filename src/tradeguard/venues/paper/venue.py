@@ -31,6 +31,7 @@ from tradeguard.core.errors import (
 )
 from tradeguard.marketdata.candles import Candle, Timeframe
 from tradeguard.store.engine import for_writing
+from tradeguard.venues.client_ids import one_order_id
 from tradeguard.venues.paper import store
 from tradeguard.venues.paper.config import PaperConfig
 from tradeguard.venues.paper.engine import (
@@ -142,14 +143,6 @@ class PaperVenue:
         with self.engine.connect() as conn:
             yield conn
 
-    def _one_ref(self, venue_order_id: str | None, client_order_id: str | None) -> str:
-        if (venue_order_id is None) == (client_order_id is None):
-            raise InvalidOrder(
-                f"{self.name}: pass exactly one of venue_order_id or client_order_id",
-                venue=self.name,
-            )
-        return venue_order_id or client_order_id or ""
-
     def _find(
         self,
         conn: sa.Connection,
@@ -157,7 +150,7 @@ class PaperVenue:
         venue_order_id: str | None,
         client_order_id: str | None,
     ) -> PaperOrderState:
-        ref = self._one_ref(venue_order_id, client_order_id)
+        ref = one_order_id(self.name, venue_order_id, client_order_id)
         order = store.find_order(
             conn,
             self._account.id,
