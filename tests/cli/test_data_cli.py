@@ -116,8 +116,8 @@ def test_bad_input_is_one_line_and_exit_2(
     [
         ("2999-01-01", None, "--since 2999-01-01 00:00 UTC is in the future; give a past date"),
         ("2018-01-20", "2018-01-10", "is not before --until 2018-01-10 00:00 UTC"),
-        ("last tuesday", None, "--since must be a date such as 2024-01-31"),
-        ("2018-01-10", "soon", "--until must be a date such as 2024-01-31"),
+        ("last tuesday", None, "--since must be a duration such as 90d or 12h, or a date"),
+        ("2018-01-10", "soon", "--until must be a duration such as 90d or 12h, or a date"),
     ],
 )
 def test_bad_dates_are_one_line_and_exit_2(

@@ -9,13 +9,12 @@ hash, so an auditor can rebuild the tree from an export alone.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -32,11 +31,11 @@ from tradeguard.audit.merkle import ProofError
 from tradeguard.audit.proofs import check_proof, consistency, inclusion
 from tradeguard.audit.retention import prune
 from tradeguard.cli.console import err, out
+from tradeguard.cli.inputs import BadInput, parse_time
 from tradeguard.cli.open_audit import open_audit_log
 from tradeguard.cli.settings import cli_settings
 from tradeguard.cli.store import open_existing_store, open_store
 from tradeguard.config import Settings
-from tradeguard.core.errors import TradeguardError
 from tradeguard.core.events import EventName
 from tradeguard.crypto.keyring_file import init_keyring_file, keyring_file_path, rotate_keyring_file
 
@@ -45,28 +44,6 @@ __all__ = ["app"]
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 key_app = typer.Typer(help="The audit key that signs tree heads and keys entry MACs.")
 app.add_typer(key_app, name="key")
-
-_RELATIVE = re.compile(r"([1-9][0-9]{0,5})([dh])")
-
-
-class BadInput(TradeguardError):
-    """A value or file given to an audit command cannot be used (exit code 2)."""
-
-
-def parse_time(text: str, option: str, now: datetime) -> datetime:
-    """`90d` / `12h` (that long before now) or an ISO date or date-time (UTC if no zone)."""
-    relative = _RELATIVE.fullmatch(text.strip())
-    if relative:
-        amount, unit = int(relative[1]), relative[2]
-        return now - (timedelta(days=amount) if unit == "d" else timedelta(hours=amount))
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise BadInput(
-            f"{option} must be a duration such as 90d or 12h, or a date such as 2026-01-31 "
-            "(optionally with a time)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from rich.table import Table
 
 from tradeguard.cli.console import err, out
+from tradeguard.cli.inputs import BadInput, parse_time
 from tradeguard.cli.settings import cli_settings
 from tradeguard.config import check_data_dir, ensure_data_dir
-from tradeguard.core.errors import MarketDataError, TradeguardError
+from tradeguard.core.errors import MarketDataError
 from tradeguard.marketdata import (
     CandleFile,
     GapPolicy,
@@ -45,22 +46,6 @@ app = typer.Typer(help="Market data: download, list and check candle files.", no
 _SYMBOL = re.compile(r"[A-Z0-9]+/[A-Z0-9]+(?::[A-Z0-9]+)?")
 
 
-class BadInput(TradeguardError):
-    """A value given to a data command cannot be used (exit code 2)."""
-
-
-def parse_moment(text: str, option: str) -> datetime:
-    """An ISO date or date-time; UTC when it names no zone."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise BadInput(
-            f"{option} must be a date such as 2024-01-31 or a date-time such as "
-            "2024-01-31T12:00 (UTC unless a zone is given)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -82,7 +67,7 @@ def download(
     venue: Annotated[str, typer.Option("--venue", help="binance, binanceusdm, bybit, ...")],
     symbol: Annotated[str, typer.Option("--symbol", help="BTC/USDT, or BTC/USDT:USDT.")],
     timeframe: Annotated[str, typer.Option("--timeframe", help="1m, 5m, 1h, 1d, ...")],
-    since: Annotated[str, typer.Option("--since", help="First candle, e.g. 2024-01-01 (UTC).")],
+    since: Annotated[str, typer.Option("--since", help="First candle: 2024-01-01 (UTC) or 90d.")],
     until: Annotated[
         str | None, typer.Option("--until", help="Stop before this time (default: now).")
     ] = None,
@@ -99,8 +84,8 @@ def download(
     except ValueError as e:
         raise BadInput(f"--timeframe: {e}") from None
     now = datetime.now(UTC)
-    start = parse_moment(since, "--since")
-    end = parse_moment(until, "--until") if until is not None else None
+    start = parse_time(since, "--since", now)
+    end = parse_time(until, "--until", now) if until is not None else None
     if start >= now:
         raise BadInput(f"--since {start:%Y-%m-%d %H:%M} UTC is in the future; give a past date")
     if end is not None and start >= end:
