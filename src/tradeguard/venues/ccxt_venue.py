@@ -315,8 +315,7 @@ class CcxtVenue:
             cid = client_order_id
             raw = await self._read(lambda: self.spec.order_by_client_id(ex, symbol, cid), ex)
         else:
-            params = {"acknowledged": True} if self.name == "bybit" else {}
-            raw = await self._read(lambda: ex.fetch_order(venue_order_id, symbol, params), ex)
+            raw = await self._read(lambda: ex.fetch_order(venue_order_id, symbol), ex)
         return to_order(raw, self.name)
 
     async def cancel_order(

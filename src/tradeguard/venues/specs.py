@@ -164,6 +164,8 @@ SPECS: Mapping[str, VenueSpec] = {
             # unified trading accounts only: ccxt skips its account-type probe
             "enableUnifiedAccount": True,
             "enableUnifiedMargin": False,
+            # fetch_order by id reads the last 500 orders; ours are recent, the warning is moot
+            "fetchOrder": {"acknowledged": True},
         },
         has={"fetchCurrencies": False},
     ),
