@@ -81,7 +81,11 @@ def _check_lines(info: CredentialInfo) -> list[str]:
         kinds = info.permissions.get("trade_kinds")
         names = ", ".join(str(k) for k in kinds) if isinstance(kinds, list) else ""
         lines.append(f"trades:     {names or 'nothing'}")
-        lines.append(f"IP allow-list: {'yes' if info.permissions.get('ip_restricted') else 'no'}")
+        restricted = info.permissions.get("ip_restricted")
+        allow_list = (
+            "not offered by the venue" if restricted is None else "yes" if restricted else "no"
+        )
+        lines.append(f"IP allow-list: {allow_list}")
     if info.key_expires_at is not None:
         lines.append(f"expires:    {info.key_expires_at.isoformat(timespec='seconds')}")
     return lines

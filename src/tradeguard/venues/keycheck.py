@@ -110,7 +110,7 @@ def judge(venue: str, parsed: ParsedKey, needs: frozenset[MarketKind], now: date
         missing = sorted(kind.value for kind in needs - permissions.trade_kinds)
         if missing:
             refusals.append(f"it cannot trade {' or '.join(missing)} markets, which are needed")
-    if not permissions.ip_restricted and venue in ("binance", "binanceusdm", "bybit"):
+    if permissions.ip_restricted is False:
         warnings.append("it is not restricted to your IP addresses; add an IP allow-list")
     if permissions.expires_at is not None:
         if permissions.expires_at <= now:
@@ -234,7 +234,7 @@ def hyperliquid_permissions(reply: object, account: str) -> ParsedKey:
         can_trade=ours,
         can_withdraw=main_key,  # the main wallet's own key can withdraw; an API wallet cannot
         can_transfer=main_key,
-        ip_restricted=False,
+        ip_restricted=None,  # Hyperliquid has no IP allow-lists
         expires_at=None,
         trade_kinds=frozenset({MarketKind.SPOT, MarketKind.SWAP}) if ours else frozenset(),
         raw={"role": role, "agent_of_declared_account": ours},  # no address: kept encrypted

@@ -210,7 +210,7 @@ class KeyPermissions:
     can_trade: bool
     can_withdraw: bool
     can_transfer: bool
-    ip_restricted: bool
+    ip_restricted: bool | None  # None: the venue has no IP allow-lists (Hyperliquid, paper)
     expires_at: datetime | None
     trade_kinds: frozenset[MarketKind] = frozenset()
     raw: Mapping[str, object] = field(default_factory=dict)

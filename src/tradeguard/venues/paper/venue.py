@@ -330,7 +330,7 @@ class PaperVenue:
             can_trade=True,
             can_withdraw=False,
             can_transfer=False,
-            ip_restricted=False,
+            ip_restricted=None,
             expires_at=None,
             trade_kinds=frozenset({MarketKind.SPOT}),
             raw={"venue": self.name, "account": self.account},
