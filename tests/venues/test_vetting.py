@@ -17,7 +17,7 @@ from tests.sims.binance import BinanceSim, binance_sim
 from tradeguard.config import Settings
 from tradeguard.core.errors import ConfigError, CredentialBlocked, KeyPermissionRefused
 from tradeguard.core.events import EventName, MemorySink
-from tradeguard.secrets import Secret
+from tradeguard.secrets import Password, Secret
 from tradeguard.vault import CredentialInfo, Vault
 from tradeguard.vault.schemas import schema_for
 from tradeguard.venues import MarketKind, OrderRequest, OrderType, Side, new_client_order_id
@@ -180,3 +180,25 @@ def test_an_unreachable_venue_neither_blocks_nor_unblocks(bn: Setup, tmp_path: P
     with pytest.raises(KeyPermissionRefused, match="could not be asked"):
         asyncio.run(unblock_credential(bn.vault, gone, info.id))
     assert bn.vault.credential(info.id).blocked_reason == "an operator's block"
+
+
+def test_a_locked_vault_leaves_its_keys_unchecked_and_the_others_are_still_checked(
+    bn: Setup,
+) -> None:
+    password = Password(secrets.token_urlsafe(18))
+    bn.vault.add_user("alice", "password", password)
+    bn.vault.unlock("alice", password)
+    _, alices_fields = bn.new_key(ip_restrict=True)
+    asyncio.run(
+        add_checked_credential(
+            bn.vault, bn.settings, user="alice", venue="binance", name="alices",
+            fields=alices_fields,
+        )
+    )  # fmt: skip
+    bn.vault.lock("alice")
+    _, fields = bn.new_key(ip_restrict=True)
+    bn.add("binance-main", fields)
+    outcomes = {o.credential.name: o for o in asyncio.run(recheck_all(bn.vault, bn.settings))}
+    assert outcomes["alices"].verdict is None
+    assert "locked" in (outcomes["alices"].error or "")
+    assert outcomes["binance-main"].verdict is not None

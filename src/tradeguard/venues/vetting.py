@@ -17,7 +17,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from tradeguard.config import Settings
-from tradeguard.core.errors import KeyPermissionRefused, VenueError
+from tradeguard.core.errors import KeyPermissionRefused, VaultLocked, VenueError
 from tradeguard.core.events import Detail, DomainEvent, EventName
 from tradeguard.secrets import Secret, redact
 from tradeguard.vault import CredentialInfo, Vault
@@ -148,19 +148,18 @@ class CheckOutcome:
     newly_blocked: bool = False
 
 
-def _spec_of(info: CredentialInfo) -> VenueSpec:
-    return spec_for(info.venue)  # a credential is checked on its stored venue (binance: spot)
-
-
 async def recheck_credential(vault: Vault, settings: Settings, credential: str) -> CheckOutcome:
-    """The daily check of one stored credential; blocks it if it can now move funds."""
+    """The daily check of one stored credential; blocks it if it can now move funds.
+
+    A venue that does not answer, or a password-mode user's locked vault, leaves the credential
+    unchecked (reported), and the other credentials are still checked."""
     info = vault.credential(credential)
-    spec = _spec_of(info)
+    spec = spec_for(info.venue)  # checked on its stored venue: a binance key on spot's endpoint
     try:
         verdict = await _verdict(
             spec, lambda: vault.use(info.id, purpose="check"), settings, frozenset()
         )
-    except VenueError as e:
+    except (VenueError, VaultLocked) as e:
         return CheckOutcome(info, None, e.message)
     info = _record(vault, info, verdict)
     _emit(vault, EventName.VENUE_KEY_CHECKED, info.id, "system", verdict)
