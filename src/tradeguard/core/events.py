@@ -43,6 +43,14 @@ class EventName(StrEnum):
     VENUE_KEY_CHECKED = "venue.key.checked"
     VENUE_KEY_REFUSED = "venue.key.refused"
     VENUE_KEY_WIDENED = "venue.key.widened"  # an alert: a stored key can now move funds
+    RISK_BOT_REGISTERED = "risk.bot.registered"
+    RISK_STATE_CHANGED = "risk.state.changed"  # a halt, an emergency stop, reducing-only
+    RISK_BREAKER_WARNING = "risk.breaker.warning"  # 80% of a limit
+    RISK_BREAKER_TRIPPED = "risk.breaker.tripped"  # an alert: a bot or user is halted
+    RISK_RESET = "risk.reset"
+    RISK_ORDERS_CANCELED = "risk.orders.canceled"
+    BOT_PROMOTED = "bot.promoted"
+    BOT_PROMOTION_REFUSED = "bot.promotion.refused"
     AUDIT_PRUNED = "audit.pruned"
     AUDIT_KEY_ROTATED = "audit.key.rotated"
 

@@ -403,3 +403,64 @@ class PaperMark(Base):
     low: Mapped[Decimal] = mapped_column(DecimalText())
     close: Mapped[Decimal] = mapped_column(DecimalText())
     volume: Mapped[Decimal] = mapped_column(DecimalText())
+
+
+# The risk engine: trading states per scope, breaker trips, each bot's book and breaker meters,
+# and every closed trade (the paper record the promotion gate reads).
+
+
+class RiskState(Base):
+    """A scope (`global`, `user:NAME`, `bot:NAME`) that is not ACTIVE; a reset deletes it."""
+
+    __tablename__ = "risk_states"
+    __table_args__ = (CheckConstraint("state IN ('REDUCING', 'HALTED')", name="state"),)
+
+    scope: Mapped[str] = mapped_column(String(80), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(256))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RiskTrip(Base):
+    __tablename__ = "risk_trips"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(80), index=True)
+    breaker: Mapped[str] = mapped_column(String(32))
+    value: Mapped[Decimal] = mapped_column(DecimalText())
+    limit: Mapped[Decimal] = mapped_column(DecimalText())
+    tripped_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reset_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    reset_by: Mapped[str | None] = mapped_column(String(256))
+    reset_reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class RiskBot(Base):
+    """A bot the risk engine holds to limits: its user, account and mode, and its book and
+    breaker meters as JSON (Decimal strings), rewritten after every fill."""
+
+    __tablename__ = "risk_bots"
+    __table_args__ = (CheckConstraint("mode IN ('paper', 'live')", name="mode"),)
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str] = mapped_column(String(128))
+    mode: Mapped[str] = mapped_column(String(8))
+    book: Mapped[str] = mapped_column(Text())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    promoted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class RiskTrade(Base):
+    """A closed trade (flat to flat) of a bot, in the mode it was traded in."""
+
+    __tablename__ = "risk_trades"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bot: Mapped[str] = mapped_column(String(64), index=True)
+    mode: Mapped[str] = mapped_column(String(8))
+    symbol: Mapped[str] = mapped_column(String(64))
+    pnl: Mapped[Decimal] = mapped_column(DecimalText())
+    opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    closed_at: Mapped[datetime] = mapped_column(UtcDateTime())

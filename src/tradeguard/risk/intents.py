@@ -1,0 +1,88 @@
+"""An order as a bot sends it, before anything about it is trusted.
+
+`OrderIntent` holds whatever came in (a side that may not be a side, a NaN amount); `parse`
+turns it into a checked `OrderRequest` or a `MALFORMED` denial that says which field is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tradeguard.risk.decisions import Denial, Reason
+from tradeguard.venues.types import OrderRequest, OrderType, Side, TimeInForce
+
+__all__ = ["OrderIntent", "parse"]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    amount: Decimal
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: str = "GTC"
+    reduce_only: bool = False
+
+
+def _bad(message: str) -> Denial:
+    return Denial(Reason.MALFORMED, message)
+
+
+def _number(name: str, value: object, optional: bool) -> Decimal | Denial | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        return _bad(f"{name} must be a decimal number, not {type(value).__name__}")
+    number = Decimal(value)
+    if not number.is_finite():
+        return _bad(f"{name} is {number}; it must be a finite number")
+    if number <= 0:
+        return _bad(f"{name} is {number}; it must be positive")
+    return number
+
+
+def parse(intent: OrderIntent | OrderRequest) -> OrderRequest | Denial:
+    if isinstance(intent, OrderRequest):
+        return intent
+    cid = intent.client_order_id
+    if not isinstance(cid, str) or not 1 <= len(cid) <= 64 or not cid.isprintable():
+        return _bad("client_order_id must be 1 to 64 printable characters")
+    if not isinstance(intent.symbol, str) or not 1 <= len(intent.symbol) <= 64:
+        return _bad("symbol must be a market symbol such as BTC/USDT")
+    sides = {s.value for s in Side}
+    if intent.side not in sides:
+        return _bad(f"side must be one of {', '.join(sorted(sides))}")
+    types = {t.value for t in OrderType}
+    if intent.type not in types:
+        return _bad(f"type must be one of {', '.join(sorted(types))}")
+    tifs = {t.value for t in TimeInForce}
+    if intent.time_in_force not in tifs:
+        return _bad(f"time_in_force must be one of {', '.join(sorted(tifs))}")
+    if not isinstance(intent.reduce_only, bool):
+        return _bad("reduce_only must be true or false")
+    numbers: dict[str, Decimal | None] = {}
+    for name, optional in (("amount", False), ("price", True), ("stop_price", True)):
+        checked = _number(name, getattr(intent, name), optional)
+        if isinstance(checked, Denial):
+            return checked
+        numbers[name] = checked
+    amount = numbers["amount"]
+    assert amount is not None  # noqa: S101 - _number refuses a missing amount
+    try:
+        return OrderRequest(
+            client_order_id=cid,
+            symbol=intent.symbol,
+            side=Side(intent.side),
+            type=OrderType(intent.type),
+            amount=amount,
+            price=numbers["price"],
+            stop_price=numbers["stop_price"],
+            time_in_force=TimeInForce(intent.time_in_force),
+            reduce_only=intent.reduce_only,
+        )
+    except ValueError as error:
+        return _bad(str(error))

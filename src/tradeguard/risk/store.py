@@ -1,0 +1,315 @@
+"""Where the risk engine keeps what must survive a restart: trading states (a halt stays a
+halt), breaker trips, each bot's book and breaker meters, and closed trades.
+
+`SqlRiskStore` writes each change in its own transaction before the engine's call returns.
+Open orders are not stored here: after a restart they come from the venue (the gateway books
+them again with `RiskEngine.restore_order`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol, cast
+
+import sqlalchemy as sa
+
+from tradeguard.risk.book import BotBook, ClosedTrade, Position
+from tradeguard.risk.breakers import BotMeters, Breaker
+from tradeguard.risk.metrics import EquityPeak, TradeRecord
+from tradeguard.risk.states import Scope, TradingState
+from tradeguard.store.engine import for_writing
+from tradeguard.store.models import RiskBot, RiskState, RiskTrade, RiskTrip
+
+_STATES = cast(sa.Table, RiskState.__table__)
+_TRIPS = cast(sa.Table, RiskTrip.__table__)
+_BOTS = cast(sa.Table, RiskBot.__table__)
+_TRADES = cast(sa.Table, RiskTrade.__table__)
+
+__all__ = ["BotRecord", "RiskStore", "SqlRiskStore", "StoredTrade", "TripRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class BotRecord:
+    name: str
+    user: str
+    account: str
+    mode: str
+    book: BotBook
+    meters: BotMeters
+    promoted_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TripRecord:
+    scope: Scope
+    breaker: Breaker
+    value: Decimal
+    limit: Decimal
+    tripped_at: datetime
+    reset_at: datetime | None = None
+    reset_by: str | None = None
+    reset_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    state: TradingState
+    reason: str
+    actor: str
+    changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTrade:
+    symbol: str
+    pnl: Decimal
+    opened_at: datetime | None
+    closed_at: datetime
+
+
+class RiskStore(Protocol):
+    def load_states(self) -> dict[Scope, TradingState]: ...
+
+    def save_state(
+        self, scope: Scope, state: TradingState, reason: str, actor: str, at: datetime
+    ) -> None: ...
+
+    def reset(self, scope: Scope, actor: str, reason: str, at: datetime) -> None: ...
+
+    def add_trip(self, trip: TripRecord) -> None: ...
+
+    def load_bot(self, name: str) -> BotRecord | None: ...
+
+    def save_bot(self, record: BotRecord, at: datetime) -> None: ...
+
+    def save_fill(self, record: BotRecord, closed: Iterable[ClosedTrade], at: datetime) -> None: ...
+
+
+# -- the book as JSON (Decimals as strings: exact) ---------------------------------------------
+
+
+def _dec(value: Decimal) -> str:
+    return str(value)
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def dump_book(book: BotBook, meters: BotMeters) -> str:
+    record, peak = meters.record, meters.peak
+    data = {
+        "positions": {
+            symbol: {
+                "qty": _dec(p.qty),
+                "avg_price": _dec(p.avg_price),
+                "trade_pnl": _dec(p.trade_pnl),
+                "opened_at": _time(p.opened_at),
+            }
+            for symbol, p in book.positions.items()
+            if p.qty or p.trade_pnl
+        },
+        "realized": _dec(book.realized),
+        "record": {
+            "trades": record.trades,
+            "wins": record.wins,
+            "losses": record.losses,
+            "gross_profit": _dec(record.gross_profit),
+            "gross_loss": _dec(record.gross_loss),
+            "consecutive_losses": record.consecutive_losses,
+            "max_consecutive_losses": record.max_consecutive_losses,
+        },
+        "peak": None if peak.peak is None else _dec(peak.peak),
+        "drawdown": _dec(peak.drawdown),
+        "max_drawdown": _dec(peak.max_drawdown),
+        "day": None if meters.day is None else meters.day.isoformat(),
+        "day_start": _dec(meters.day_start),
+        "equity": _dec(meters.equity),
+        "warned": sorted(b.value for b in meters.warned),
+    }
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def load_book(text: str) -> tuple[BotBook, BotMeters]:
+    data: dict[str, Any] = json.loads(text)
+    book = BotBook(realized=Decimal(data["realized"]))
+    for symbol, p in data["positions"].items():
+        book.positions[symbol] = Position(
+            qty=Decimal(p["qty"]),
+            avg_price=Decimal(p["avg_price"]),
+            trade_pnl=Decimal(p["trade_pnl"]),
+            opened_at=_parse_time(p["opened_at"]),
+        )
+    record = TradeRecord()
+    for name, value in data["record"].items():
+        setattr(record, name, Decimal(value) if name.startswith("gross") else int(value))
+    peak = EquityPeak()
+    peak.peak = None if data["peak"] is None else Decimal(data["peak"])
+    peak.drawdown = Decimal(data["drawdown"])
+    peak.max_drawdown = Decimal(data["max_drawdown"])
+    meters = BotMeters(
+        record=record,
+        peak=peak,
+        day=None if data["day"] is None else date.fromisoformat(data["day"]),
+        day_start=Decimal(data["day_start"]),
+        equity=Decimal(data["equity"]),
+        warned={Breaker(b) for b in data["warned"]},
+    )
+    return book, meters
+
+
+class SqlRiskStore:
+    """The risk tables of migration 0006, on SQLite or PostgreSQL."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def _write(self) -> Any:
+        return for_writing(self.engine.connect())
+
+    def load_states(self) -> dict[Scope, TradingState]:
+        return {scope: s.state for scope, s in self.states().items()}
+
+    def states(self) -> dict[Scope, StoredState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(_STATES)).all()
+        return {
+            Scope.parse(r.scope): StoredState(
+                TradingState(r.state), r.reason, r.actor, r.changed_at
+            )
+            for r in rows
+        }
+
+    def save_state(
+        self, scope: Scope, state: TradingState, reason: str, actor: str, at: datetime
+    ) -> None:
+        table = _STATES
+        with self._write() as conn, conn.begin():
+            conn.execute(sa.delete(table).where(table.c.scope == str(scope)))
+            conn.execute(
+                sa.insert(table).values(
+                    scope=str(scope),
+                    state=state.value,
+                    reason=reason[:200],
+                    actor=actor[:256],
+                    changed_at=at,
+                )
+            )
+
+    def reset(self, scope: Scope, actor: str, reason: str, at: datetime) -> None:
+        states, trips = _STATES, _TRIPS
+        with self._write() as conn, conn.begin():
+            conn.execute(sa.delete(states).where(states.c.scope == str(scope)))
+            conn.execute(
+                sa.update(trips)
+                .where(trips.c.scope == str(scope), trips.c.reset_at.is_(None))
+                .values(reset_at=at, reset_by=actor[:256], reset_reason=reason[:200])
+            )
+
+    def add_trip(self, trip: TripRecord) -> None:
+        with self._write() as conn, conn.begin():
+            conn.execute(
+                sa.insert(_TRIPS).values(
+                    scope=str(trip.scope),
+                    breaker=trip.breaker.value,
+                    value=trip.value,
+                    limit=trip.limit,
+                    tripped_at=trip.tripped_at,
+                )
+            )
+
+    def trips(self, scope: Scope | None = None, limit: int = 20) -> list[TripRecord]:
+        """The last trips, newest first."""
+        table = _TRIPS
+        query = sa.select(table).order_by(table.c.id.desc()).limit(limit)
+        if scope is not None:
+            query = query.where(table.c.scope == str(scope))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            TripRecord(
+                Scope.parse(r.scope),
+                Breaker(r.breaker),
+                r.value,
+                r.limit,
+                r.tripped_at,
+                r.reset_at,
+                r.reset_by,
+                r.reset_reason,
+            )
+            for r in rows
+        ]
+
+    def load_bot(self, name: str) -> BotRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(_BOTS).where(_BOTS.c.name == name)).first()
+        return None if row is None else _bot_record(row)
+
+    def bots(self) -> list[BotRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(_BOTS).order_by(_BOTS.c.name)).all()
+        return [_bot_record(r) for r in rows]
+
+    def save_bot(self, record: BotRecord, at: datetime) -> None:
+        with self._write() as conn, conn.begin():
+            self._upsert_bot(conn, record, at)
+
+    def _upsert_bot(self, conn: sa.Connection, record: BotRecord, at: datetime) -> None:
+        table = _BOTS
+        values = {
+            "user_name": record.user,
+            "account": record.account,
+            "mode": record.mode,
+            "book": dump_book(record.book, record.meters),
+            "updated_at": at,
+        }
+        done = conn.execute(sa.update(table).where(table.c.name == record.name).values(values))
+        if done.rowcount == 0:
+            conn.execute(sa.insert(table).values(name=record.name, promoted_at=None, **values))
+
+    def save_fill(self, record: BotRecord, closed: Iterable[ClosedTrade], at: datetime) -> None:
+        with self._write() as conn, conn.begin():
+            self._upsert_bot(conn, record, at)
+            trades = [
+                {
+                    "bot": record.name,
+                    "mode": record.mode,
+                    "symbol": t.symbol,
+                    "pnl": t.pnl,
+                    "opened_at": t.opened_at,
+                    "closed_at": t.closed_at,
+                }
+                for t in closed
+            ]
+            if trades:
+                conn.execute(sa.insert(_TRADES), trades)
+
+    def closed_trades(self, bot: str, mode: str) -> list[StoredTrade]:
+        table = _TRADES
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(table)
+                .where(table.c.bot == bot, table.c.mode == mode)
+                .order_by(table.c.id)
+            ).all()
+        return [StoredTrade(r.symbol, r.pnl, r.opened_at, r.closed_at) for r in rows]
+
+    def promote(self, bot: str, at: datetime) -> None:
+        table = _BOTS
+        with self._write() as conn, conn.begin():
+            conn.execute(
+                sa.update(table).where(table.c.name == bot).values(mode="live", promoted_at=at)
+            )
+
+
+def _bot_record(row: sa.Row[Any]) -> BotRecord:
+    book, meters = load_book(row.book)
+    return BotRecord(row.name, row.user_name, row.account, row.mode, book, meters, row.promoted_at)
