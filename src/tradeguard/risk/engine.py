@@ -747,6 +747,12 @@ class RiskEngine:
         with self._lock:
             return self._effective(self._bot(bot))
 
+    def scopes_of(self, bot: str) -> tuple[Scope, Scope, Scope]:
+        """The three scopes whose states apply to `bot`: global, its user, itself."""
+        with self._lock:
+            record = self._bot(bot)
+            return GLOBAL, Scope.user(record.user.name), record.scope
+
     def _effective(self, bot: _Bot) -> TradingState:
         states = self._states
         if not states:

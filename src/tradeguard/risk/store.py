@@ -22,14 +22,23 @@ from tradeguard.risk.breakers import BotMeters, Breaker
 from tradeguard.risk.metrics import EquityPeak, TradeRecord
 from tradeguard.risk.states import Scope, TradingState
 from tradeguard.store.engine import for_writing
-from tradeguard.store.models import RiskBot, RiskState, RiskTrade, RiskTrip
+from tradeguard.store.models import RiskBot, RiskOrder, RiskState, RiskTrade, RiskTrip
 
 _STATES = cast(sa.Table, RiskState.__table__)
 _TRIPS = cast(sa.Table, RiskTrip.__table__)
 _BOTS = cast(sa.Table, RiskBot.__table__)
 _TRADES = cast(sa.Table, RiskTrade.__table__)
+_ORDERS = cast(sa.Table, RiskOrder.__table__)
 
-__all__ = ["BotRecord", "RiskStore", "SqlRiskStore", "StoredTrade", "TripRecord"]
+__all__ = [
+    "BotRecord",
+    "RiskStore",
+    "SqlRiskStore",
+    "StoredOrder",
+    "StoredState",
+    "StoredTrade",
+    "TripRecord",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +78,14 @@ class StoredTrade:
     pnl: Decimal
     opened_at: datetime | None
     closed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    client_order_id: str
+    bot: str
+    account: str
+    symbol: str
 
 
 class RiskStore(Protocol):
@@ -308,6 +325,32 @@ class SqlRiskStore:
             conn.execute(
                 sa.update(table).where(table.c.name == bot).values(mode="live", promoted_at=at)
             )
+
+    # -- orders in flight or open (what an emergency stop from another process cancels) --------
+
+    def record_order(self, order: StoredOrder, at: datetime) -> None:
+        with self._write() as conn, conn.begin():
+            conn.execute(
+                sa.insert(_ORDERS).values(
+                    client_order_id=order.client_order_id,
+                    bot=order.bot,
+                    account=order.account,
+                    symbol=order.symbol,
+                    created_at=at,
+                )
+            )
+
+    def forget_order(self, client_order_id: str) -> None:
+        with self._write() as conn, conn.begin():
+            conn.execute(sa.delete(_ORDERS).where(_ORDERS.c.client_order_id == client_order_id))
+
+    def orders(self, bots: Iterable[str] | None = None) -> list[StoredOrder]:
+        query = sa.select(_ORDERS).order_by(_ORDERS.c.created_at)
+        if bots is not None:
+            query = query.where(_ORDERS.c.bot.in_(list(bots)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [StoredOrder(r.client_order_id, r.bot, r.account, r.symbol) for r in rows]
 
 
 def _bot_record(row: sa.Row[Any]) -> BotRecord:

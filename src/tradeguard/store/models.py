@@ -464,3 +464,16 @@ class RiskTrade(Base):
     pnl: Mapped[Decimal] = mapped_column(DecimalText())
     opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     closed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RiskOrder(Base):
+    """An order the risk engine approved, stored before it is sent and deleted when it ends:
+    what an emergency stop from another process cancels at the venue."""
+
+    __tablename__ = "risk_orders"
+
+    client_order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bot: Mapped[str] = mapped_column(String(64), index=True)
+    account: Mapped[str] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -66,9 +66,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_risk_trades")),
     )
     op.create_index(op.f("ix_risk_trades_bot"), "risk_trades", ["bot"])
+    op.create_table(
+        "risk_orders",
+        sa.Column("client_order_id", sa.String(length=64), nullable=False),
+        sa.Column("bot", sa.String(length=64), nullable=False),
+        sa.Column("account", sa.String(length=128), nullable=False),
+        sa.Column("symbol", sa.String(length=64), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("client_order_id", name=op.f("pk_risk_orders")),
+    )
+    op.create_index(op.f("ix_risk_orders_bot"), "risk_orders", ["bot"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_risk_orders_bot"), table_name="risk_orders")
+    op.drop_table("risk_orders")
     op.drop_index(op.f("ix_risk_trades_bot"), table_name="risk_trades")
     op.drop_table("risk_trades")
     op.drop_table("risk_bots")

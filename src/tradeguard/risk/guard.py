@@ -1,0 +1,183 @@
+"""`GuardedVenue`: one venue account whose every order passes the risk engine.
+
+    guard = GuardedVenue(engine, venue, account="paper:alice", journal=store)
+    order = await guard.submit("sma-eth", intent)      # RiskDenied, or the venue's order
+    trips = await guard.on_trades(trades)               # fills -> breakers -> cancels/closes
+    canceled = await halt(engine, [guard], Scope.bot("sma-eth"), actor=..., reason=...)
+
+This is the risk half of the order path; the gateway puts bot authentication and the audit
+log in front of it. An approved order is written to the journal before it is sent (so a halt
+from another process finds it) and stays booked until the venue says it ended. A halt sets the
+state first (new orders are refused from then on), waits for orders already on their way to the
+venue, then cancels every open order of the halted bots: when it returns, nothing of theirs is
+open and nothing new can be accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from tradeguard.core.errors import OrderNotFound, OrderOutcomeUnknown, VenueError
+from tradeguard.risk.decisions import Denial, RiskDenied
+from tradeguard.risk.engine import RiskEngine, Trip
+from tradeguard.risk.intents import OrderIntent
+from tradeguard.risk.states import Scope, TradingState
+from tradeguard.risk.store import SqlRiskStore, StoredOrder
+from tradeguard.venues.client_ids import new_client_order_id
+from tradeguard.venues.protocol import Venue
+from tradeguard.venues.types import Order, OrderRequest, Trade
+
+__all__ = ["GuardedVenue", "halt"]
+
+log = logging.getLogger("tradeguard.risk")
+
+
+class GuardedVenue:
+    def __init__(
+        self,
+        engine: RiskEngine,
+        venue: Venue,
+        *,
+        account: str,
+        journal: SqlRiskStore | None = None,
+    ) -> None:
+        self.engine = engine
+        self.venue = venue
+        self.account = account
+        self.journal = journal
+        self._owner: dict[str, str] = {}  # client order id -> bot
+        self._sending: Counter[str] = Counter()  # bot -> orders on their way to the venue
+        self._sent = asyncio.Condition()
+
+    # -- orders --------------------------------------------------------------------------------
+
+    async def submit(self, bot: str, intent: OrderIntent | OrderRequest) -> Order:
+        """Check, journal and send one order; `RiskDenied` with the reason code if refused."""
+        decision = self.engine.pre_trade(bot, intent)
+        if isinstance(decision, Denial):
+            raise RiskDenied(decision)
+        request = decision.request
+        cid = request.client_order_id
+        self._owner[cid] = bot
+        self._sending[bot] += 1
+        try:
+            if self.journal is not None:
+                self.journal.record_order(
+                    StoredOrder(cid, bot, self.account, request.symbol), self.engine.clock.now()
+                )
+            order = await self.venue.create_order(request)
+        except OrderOutcomeUnknown:
+            raise  # stays booked: it may be open at the venue until reconciled
+        except BaseException:
+            self._ended(bot, cid)
+            raise
+        finally:
+            async with self._sent:
+                self._sending[bot] -= 1
+                self._sent.notify_all()
+        if order.status.is_final and order.filled == 0:
+            self._ended(bot, cid)
+        return order
+
+    async def cancel(self, bot: str, symbol: str, client_order_id: str) -> Order | None:
+        """Cancel one of the bot's orders: always allowed, whatever the trading state. None if
+        the venue no longer has it open."""
+        if self._owner.get(client_order_id) != bot:
+            raise OrderNotFound(f"bot {bot} has no order {client_order_id!r}", venue=self.account)
+        try:
+            order = await self.venue.cancel_order(symbol, client_order_id=client_order_id)
+        except OrderNotFound:
+            order = None
+        self._ended(bot, client_order_id)
+        return order
+
+    def _ended(self, bot: str, cid: str) -> None:
+        self.engine.order_ended(bot, cid)
+        self._owner.pop(cid, None)
+        if self.journal is not None:
+            self.journal.forget_order(cid)
+
+    # -- fills and marks -----------------------------------------------------------------------
+
+    async def on_trades(self, trades: Iterable[Trade]) -> list[Trip]:
+        """Book fills of our orders (others are ignored), run the breakers and act on trips."""
+        trips: list[Trip] = []
+        for trade in trades:
+            bot = self._owner.get(trade.client_order_id or "")
+            if bot is None:
+                continue
+            trips += self.engine.on_fill(bot, trade)
+            if trade.client_order_id not in self.engine.book(bot).orders:
+                self._owner.pop(trade.client_order_id or "", None)
+                if self.journal is not None:
+                    self.journal.forget_order(trade.client_order_id or "")
+        await self.act_on(trips)
+        return trips
+
+    async def on_close(self, symbol: str, close: Decimal) -> list[Trip]:
+        """A closed candle's close price: zones, marks and the equity breakers."""
+        trips = self.engine.on_close(self.account, symbol, close)
+        await self.act_on(trips)
+        return trips
+
+    async def act_on(self, trips: Sequence[Trip]) -> None:
+        """What a trip asks for: cancel the halted bots' orders, close positions if asked."""
+        for trip in trips:
+            await self.cancel_all(trip.scope)
+            for bot, symbol, _qty in trip.close:
+                if bot not in self._bots_here():
+                    continue
+                approval = self.engine.closing_order(bot, symbol, new_client_order_id())
+                if approval is None:
+                    continue
+                cid = approval.request.client_order_id
+                self._owner[cid] = bot
+                try:
+                    await self.venue.create_order(approval.request)
+                except VenueError as error:
+                    self._ended(bot, cid)
+                    log.error("could not close %s of bot %s after a trip: %s", symbol, bot, error)
+
+    # -- halting -------------------------------------------------------------------------------
+
+    def _bots_here(self) -> set[str]:
+        return set(self._owner.values())
+
+    async def cancel_all(self, scope: Scope) -> list[Order]:
+        """Wait for the scope's orders on their way to the venue, then cancel every open order
+        of its bots on this account; the orders canceled."""
+        bots = {b for b in self.engine.bots() if scope in self.engine.scopes_of(b)}
+        async with self._sent:
+            await self._sent.wait_for(lambda: not any(self._sending[b] for b in bots))
+        canceled: list[Order] = []
+        for cid, bot in list(self._owner.items()):
+            if bot not in bots:
+                continue
+            order = self.engine.book(bot).orders.get(cid)
+            if order is None:
+                continue
+            result = await self.cancel(bot, order.symbol, cid)
+            if result is not None:
+                canceled.append(result)
+        return canceled
+
+
+async def halt(
+    engine: RiskEngine,
+    guards: Iterable[GuardedVenue],
+    scope: Scope,
+    *,
+    actor: str,
+    reason: str,
+) -> list[Order]:
+    """The emergency stop: `scope` HALTED, then every open order of its bots canceled on every
+    guarded account. When this returns, no order of theirs is open or can be accepted."""
+    engine.set_state(scope, TradingState.HALTED, actor=actor, reason=reason)
+    canceled: list[Order] = []
+    for guard in guards:
+        canceled += await guard.cancel_all(scope)
+    return canceled
