@@ -153,17 +153,16 @@ class GuardedVenue:
         bots = {b for b in self.engine.bots() if scope in self.engine.scopes_of(b)}
         async with self._sent:
             await self._sent.wait_for(lambda: not any(self._sending[b] for b in bots))
-        canceled: list[Order] = []
-        for cid, bot in list(self._owner.items()):
-            if bot not in bots:
-                continue
-            order = self.engine.book(bot).orders.get(cid)
-            if order is None:
-                continue
-            result = await self.cancel(bot, order.symbol, cid)
-            if result is not None:
-                canceled.append(result)
-        return canceled
+        mine = [
+            (bot, order)
+            for cid, bot in list(self._owner.items())
+            if bot in bots and (order := self.engine.book(bot).orders.get(cid)) is not None
+        ]
+        # all at once: an emergency stop is as slow as its slowest cancel, not their sum
+        results = await asyncio.gather(
+            *(self.cancel(bot, order.symbol, order.client_order_id) for bot, order in mine)
+        )
+        return [order for order in results if order is not None]
 
 
 async def halt(
