@@ -21,6 +21,7 @@ import os
 import shlex
 import stat
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -128,6 +129,16 @@ class Settings(BaseSettings):
     # Venues to use in their testnet / sandbox mode (ccxt's set_sandbox_mode): their test hosts
     # and, on Hyperliquid, testnet signing. JSON list: ["binance", "hyperliquid"].
     venue_testnet: list[str] = Field(default_factory=list)
+    # The operator's floor under live trading: the loosest breakers a live bot may have (paper
+    # bots may loosen them), and what a paper record must show before `bots promote`.
+    risk_live_max_consecutive_losses: int = Field(default=3, ge=1, le=1000)
+    risk_live_max_daily_loss_pct: Decimal = Field(default=Decimal(5), gt=0, le=100)
+    risk_live_max_drawdown_pct: Decimal = Field(default=Decimal(25), gt=0, le=100)
+    risk_max_portfolio_drawdown_pct: Decimal = Field(default=Decimal(40), gt=0, le=100)
+    promotion_min_trades: int = Field(default=100, ge=1)
+    promotion_min_win_rate_pct: Decimal = Field(default=Decimal(60), ge=0, le=100)
+    promotion_min_profit_factor: Decimal = Field(default=Decimal("1.5"), gt=0)
+    promotion_max_drawdown_pct: Decimal = Field(default=Decimal(15), gt=0, le=100)
 
     @field_validator("env", "sandbox", mode="before")
     @classmethod

@@ -224,6 +224,15 @@ class RiskEngine:
                     f"{where}: this bot belongs to user {saved.user} on account {saved.account}; "
                     "a bot keeps its user and account (register a new bot instead)"
                 )
+            if (
+                self.store is not None
+                and mode is Mode.LIVE
+                and (saved is None or not saved.promoted_at)
+            ):
+                raise ConfigError(
+                    f"{where}: not promoted to live trading; its paper record must pass "
+                    f"`tradeguard bots promote {name}` first"
+                )
             book = saved.book if saved is not None else BotBook()
             meters = saved.meters if saved is not None else BotMeters.starting(limits.capital, now)
             bot = _Bot(name, scope, owner, venue_account, mode, limits, book, meters)
@@ -894,6 +903,8 @@ class RiskEngine:
             mode=bot.mode.value,
             book=bot.book,
             meters=bot.meters,
+            capital=bot.limits.capital,
+            breakers=bot.limits.breakers,
         )
 
     def _emit(

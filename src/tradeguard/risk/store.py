@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from tradeguard.risk.book import BotBook, ClosedTrade, Position
 from tradeguard.risk.breakers import BotMeters, Breaker
+from tradeguard.risk.limits import Breakers
 from tradeguard.risk.metrics import EquityPeak, TradeRecord
 from tradeguard.risk.states import Scope, TradingState
 from tradeguard.store.engine import for_writing
@@ -50,6 +51,8 @@ class BotRecord:
     book: BotBook
     meters: BotMeters
     promoted_at: datetime | None = None
+    capital: Decimal = Decimal(0)  # the equity the bot was registered with
+    breakers: Breakers | None = None  # its breaker limits, for `risk status`
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +124,37 @@ def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def dump_book(book: BotBook, meters: BotMeters) -> str:
+def _dump_breakers(breakers: Breakers | None) -> dict[str, Any] | None:
+    if breakers is None:
+        return None
+    return {
+        "max_consecutive_losses": breakers.max_consecutive_losses,
+        "max_daily_loss_pct": _opt(breakers.max_daily_loss_pct),
+        "max_drawdown_pct": _opt(breakers.max_drawdown_pct),
+        "warn_at_pct": str(breakers.warn_at_pct),
+    }
+
+
+def _opt(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _load_breakers(data: dict[str, Any] | None) -> Breakers | None:
+    if data is None:
+        return None
+    return Breakers(
+        max_consecutive_losses=data["max_consecutive_losses"],
+        max_daily_loss_pct=None
+        if data["max_daily_loss_pct"] is None
+        else Decimal(data["max_daily_loss_pct"]),
+        max_drawdown_pct=None
+        if data["max_drawdown_pct"] is None
+        else Decimal(data["max_drawdown_pct"]),
+        warn_at_pct=Decimal(data["warn_at_pct"]),
+    )
+
+
+def dump_book(book: BotBook, meters: BotMeters, breakers: Breakers | None = None) -> str:
     record, peak = meters.record, meters.peak
     data = {
         "positions": {
@@ -151,6 +184,7 @@ def dump_book(book: BotBook, meters: BotMeters) -> str:
         "day_start": _dec(meters.day_start),
         "equity": _dec(meters.equity),
         "warned": sorted(b.value for b in meters.warned),
+        "breakers": _dump_breakers(breakers),
     }
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
@@ -285,7 +319,8 @@ class SqlRiskStore:
             "user_name": record.user,
             "account": record.account,
             "mode": record.mode,
-            "book": dump_book(record.book, record.meters),
+            "capital": record.capital,
+            "book": dump_book(record.book, record.meters, record.breakers),
             "updated_at": at,
         }
         done = conn.execute(sa.update(table).where(table.c.name == record.name).values(values))
@@ -355,4 +390,15 @@ class SqlRiskStore:
 
 def _bot_record(row: sa.Row[Any]) -> BotRecord:
     book, meters = load_book(row.book)
-    return BotRecord(row.name, row.user_name, row.account, row.mode, book, meters, row.promoted_at)
+    breakers = _load_breakers(json.loads(row.book).get("breakers"))
+    return BotRecord(
+        row.name,
+        row.user_name,
+        row.account,
+        row.mode,
+        book,
+        meters,
+        row.promoted_at,
+        row.capital,
+        breakers,
+    )

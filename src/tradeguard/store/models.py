@@ -447,6 +447,7 @@ class RiskBot(Base):
     user_name: Mapped[str] = mapped_column(String(64))
     account: Mapped[str] = mapped_column(String(128))
     mode: Mapped[str] = mapped_column(String(8))
+    capital: Mapped[Decimal] = mapped_column(DecimalText())
     book: Mapped[str] = mapped_column(Text())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     promoted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

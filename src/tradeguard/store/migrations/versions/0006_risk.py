@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("user_name", sa.String(length=64), nullable=False),
         sa.Column("account", sa.String(length=128), nullable=False),
         sa.Column("mode", sa.String(length=8), nullable=False),
+        sa.Column("capital", DecimalText(), nullable=False),
         sa.Column("book", sa.Text(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
         sa.Column("promoted_at", UtcDateTime(), nullable=True),
