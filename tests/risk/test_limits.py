@@ -220,15 +220,11 @@ def test_a_position_limit_above_the_exposure_limit_is_refused_naming_both() -> N
 
 
 def test_a_user_order_ceiling_above_the_position_ceiling_is_refused_naming_both() -> None:
-    with pytest.raises(ConfigError, match="max_order_notional is above max_position_notional"):
+    both = r"max_order_notional \(200\) is above max_position_notional \(100\)"
+    with pytest.raises(ConfigError, match=both):
         user_limits_from({"max_order_notional": 200, "max_position_notional": 100})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="user_limits_from checks order > position but not position > gross exposure, the "
-    "contradiction BotLimits refuses for a bot",
-)
 def test_a_user_position_ceiling_above_the_exposure_ceiling_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"max_position_notional.*max_gross_exposure"):
         user_limits_from({"max_position_notional": 500, "max_gross_exposure": 400})
@@ -242,12 +238,6 @@ def test_warn_at_pct_is_strictly_between_0_and_100(warn: int) -> None:
     assert bot(warn_at_pct=0.5).breakers.warn_at_pct == D("0.5")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checks in BotLimits.__post_init__ (empty symbols, contradictions, warn_at_pct=100, "
-    "leverage) report 'risk limits:' instead of the `where` given to bot_limits_from, so the "
-    "operator is not told which bot's file is wrong",
-)
 @pytest.mark.parametrize(
     "raw",
     [
@@ -403,12 +393,6 @@ def test_register_bot_live_with_the_defaults_is_accepted() -> None:
     assert engine.bots() == ["b1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="set_user_limits only runs UserLimits.check_bot: it lets a user with a LIVE bot drop "
-    "max_portfolio_drawdown_pct, which register_bot(mode=LIVE) refuses via "
-    "OperatorPolicy.check_live",
-)
 def test_a_user_with_a_live_bot_may_not_remove_the_portfolio_breaker_later() -> None:
     engine = new_engine()
     engine.register_bot("b1", user="alice", account=ACCOUNT, limits=bot(), mode=Mode.LIVE)

@@ -203,12 +203,6 @@ def test_the_drawdown_peak_and_day_start_survive_a_restart(first: Process, resta
     assert (trip.reading.breaker, trip.reading.value) == (Breaker.DAILY_LOSS, D(5))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on_price never saves the bot's meters (only fills and state changes do), so a "
-    "peak or a day's start seen only through marks is lost on restart and the drawdown and "
-    "daily loss breakers measure from stale values",
-)
 def test_a_peak_seen_only_through_marks_survives_a_restart(first: Process, restart: Any) -> None:
     bot = first.bot(max_daily_loss_pct="none")
     first.fill(bot, Side.BUY, "10", "100")
@@ -220,11 +214,6 @@ def test_a_peak_seen_only_through_marks_survives_a_restart(first: Process, resta
     assert [t.reading.breaker for t in trips] == [Breaker.DRAWDOWN]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the user's portfolio meters (peak) are not stored: after a restart the portfolio "
-    "drawdown is measured from the equity at registration, forgetting realized losses",
-)
 def test_the_portfolio_peak_survives_a_restart(first: Process, restart: Any) -> None:
     loose: dict[str, Any] = {"max_daily_loss_pct": "none", "max_drawdown_pct": "none"}
     bot = first.bot(**loose)

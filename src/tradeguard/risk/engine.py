@@ -180,14 +180,26 @@ class RiskEngine:
             self._account(account).totals = {c: line.total for c, line in balance.lines.items()}
 
     def set_user_limits(self, user: str, limits: UserLimits) -> None:
+        """The user's ceilings; refused if a registered bot is above them, or if a live bot
+        would lose what live trading needs (the portfolio breaker)."""
         with self._lock:
-            record = self._users.get(user)
-            if record is None:
-                self._users[user] = _User(user, limits)
-                return
+            record = self._user(user)
             for bot in record.bots:
                 limits.check_bot(bot.limits, where=f"bot {bot.name}")
+                if bot.mode is Mode.LIVE:
+                    self.policy.check_live(bot.name, bot.limits, limits)
             record.limits = limits
+
+    def _user(self, name: str) -> _User:
+        """The user's record, created (with its stored portfolio meters) on first use."""
+        user = self._users.get(name)
+        if user is None:
+            user = _User(name, UserLimits())
+            saved = self.store.load_user(name) if self.store is not None else None
+            if saved is not None:
+                user.meters = saved
+            self._users[name] = user
+        return user
 
     def register_bot(
         self,
@@ -207,7 +219,7 @@ class RiskEngine:
             if name in self._bots:
                 raise ConfigError(f"risk: bot {name!r} is already registered")
             venue_account = self._account(account)
-            owner = self._users.setdefault(user, _User(user, UserLimits()))
+            owner = self._user(user)
             where = f"bot {name}"
             owner.limits.check_bot(limits, where=where)
             if mode is Mode.LIVE:
@@ -262,7 +274,12 @@ class RiskEngine:
             venue_account = self._account(account)
             venue_account.marks[symbol] = price
             holders = [b for b in venue_account.bots if b.book.qty(symbol)]
-            return self._evaluate(holders)
+            trips = self._evaluate(holders)
+            if self.store is not None:
+                now = self.clock.now()
+                for bot in holders:  # a peak or a day start seen only in marks must survive
+                    self.store.save_bot(self._record(bot), now)
+            return trips
 
     def on_close(self, account: str, symbol: str, close: Decimal) -> list[Trip]:
         """A closed candle's close: the volatility zone, then the mark (`on_price`)."""
@@ -283,7 +300,7 @@ class RiskEngine:
             record = self._bots.get(bot)
             if record is None:
                 return Denial(Reason.UNKNOWN_BOT, f"no bot {bot!r} is registered with the engine")
-            decision = self._check(record, intent, replacing=None)
+            decision = self._checked(record, intent, replacing=None)
             if isinstance(decision, Approval):
                 self._book(record, decision)
                 record.submits.append(self.clock.monotonic())
@@ -329,7 +346,7 @@ class RiskEngine:
                 price=old.price if price is None else price,
                 reduce_only=old.reduce_only,
             )
-            decision = self._check(record, intent, replacing=old)
+            decision = self._checked(record, intent, replacing=old)
             if isinstance(decision, Approval):
                 del record.book.orders[client_order_id]
                 self._book(record, decision)
@@ -354,6 +371,19 @@ class RiskEngine:
             reduce_only=request.reduce_only,
         )
 
+    def _checked(
+        self, bot: _Bot, intent: OrderIntent | OrderRequest, replacing: OpenOrder | None
+    ) -> Approval | Denial:
+        try:
+            return self._check(bot, intent, replacing)
+        except ArithmeticError:
+            # A number so large or so fine that Decimal cannot divide it by the tick or step:
+            # no market trades it, and nothing was booked.
+            return Denial(
+                Reason.MALFORMED,
+                "an amount or price is out of any market's range; check the order's numbers",
+            )
+
     def _check(
         self, bot: _Bot, intent: OrderIntent | OrderRequest, replacing: OpenOrder | None
     ) -> Approval | Denial:
@@ -369,8 +399,9 @@ class RiskEngine:
             )
         market = bot.account.markets.get(request.symbol)
         denial = self._market_denial(bot, request, market)
-        if denial is not None or market is None:
-            return denial or Denial(Reason.UNKNOWN_MARKET, "no market")
+        if denial is not None:
+            return denial
+        assert market is not None  # noqa: S101 - _market_denial refuses a missing market
         state = self._effective(bot)
         if state is TradingState.HALTED:
             return self._state_denial(bot, state)
@@ -611,8 +642,13 @@ class RiskEngine:
         for other in account.bots:
             for symbol, position in other.book.positions.items():
                 held = account.markets.get(symbol)
-                if not position.qty or held is None or (held.settle or held.quote) != settle:
-                    continue
+                if (
+                    not position.qty
+                    or held is None
+                    or held.kind is not MarketKind.SWAP
+                    or (held.settle or held.quote) != settle
+                ):
+                    continue  # spot holdings are paid for in cash: they use no margin
                 mark = account.marks.get(symbol, position.avg_price)
                 equity += position.unrealized(mark)
                 used += abs(position.qty) * mark / other.limits.leverage
@@ -712,6 +748,8 @@ class RiskEngine:
                 trips.append(self._trip(bot.scope, found[0], now))
         for user in users.values():
             user.meters.observe(sum((b.equity() for b in user.bots), ZERO))
+            if self.store is not None:
+                self.store.save_user(user.name, user.meters, now)
             readings = user.meters.readings(user.limits.max_portfolio_drawdown_pct)
             warn_at = min((b.limits.breakers.warn_at_pct for b in user.bots), default=HUNDRED)
             found, warnings = judge(readings, user.meters.warned, warn_at)
@@ -834,7 +872,10 @@ class RiskEngine:
                 if self.store is not None:
                     self.store.save_bot(self._record(bot), self.clock.now())
             if scope.kind is ScopeKind.USER and scope.name in self._users:
-                self._users[scope.name].meters.rebase()
+                user = self._users[scope.name]
+                user.meters.rebase()
+                if self.store is not None:
+                    self.store.save_user(user.name, user.meters, now)
             if self.store is not None:
                 self.store.reset(scope, actor, reason, now)
             self._emit(

@@ -45,23 +45,29 @@ def _number(name: str, value: object, optional: bool) -> Decimal | Denial | None
     return number
 
 
+def _choice(name: str, value: object, choices: set[str]) -> Denial | None:
+    if not isinstance(value, str) or value not in choices:
+        return _bad(f"{name} must be one of {', '.join(sorted(choices))}")
+    return None
+
+
 def parse(intent: OrderIntent | OrderRequest) -> OrderRequest | Denial:
     if isinstance(intent, OrderRequest):
+        # built by our own code, so its shape is right; its numbers may still be infinite
+        for name in ("amount", "price", "stop_price"):
+            checked = _number(name, getattr(intent, name), name != "amount")
+            if isinstance(checked, Denial):
+                return checked
         return intent
     cid = intent.client_order_id
     if not isinstance(cid, str) or not 1 <= len(cid) <= 64 or not cid.isprintable():
         return _bad("client_order_id must be 1 to 64 printable characters")
     if not isinstance(intent.symbol, str) or not 1 <= len(intent.symbol) <= 64:
         return _bad("symbol must be a market symbol such as BTC/USDT")
-    sides = {s.value for s in Side}
-    if intent.side not in sides:
-        return _bad(f"side must be one of {', '.join(sorted(sides))}")
-    types = {t.value for t in OrderType}
-    if intent.type not in types:
-        return _bad(f"type must be one of {', '.join(sorted(types))}")
-    tifs = {t.value for t in TimeInForce}
-    if intent.time_in_force not in tifs:
-        return _bad(f"time_in_force must be one of {', '.join(sorted(tifs))}")
+    for name, enum in (("side", Side), ("type", OrderType), ("time_in_force", TimeInForce)):
+        denial = _choice(name, getattr(intent, name), {member.value for member in enum})
+        if denial is not None:
+            return denial
     if not isinstance(intent.reduce_only, bool):
         return _bad("reduce_only must be true or false")
     numbers: dict[str, Decimal | None] = {}

@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 MAX_LEVERAGE = Decimal(125)
+_WHERE = "risk limits"
 
 
 def _decimal(where: str, name: str, value: object) -> Decimal:
@@ -99,7 +100,7 @@ class BotLimits:
     breakers: Breakers = field(default_factory=Breakers)
 
     def __post_init__(self) -> None:
-        where = "risk limits"
+        where = _WHERE
         if not self.symbols:
             raise ConfigError(f"{where}: symbols is empty; enable at least one market")
         if self.leverage < 1 or self.leverage > MAX_LEVERAGE:
@@ -188,7 +189,11 @@ def bot_limits_from(raw: Mapping[str, Any], where: str = "bot.toml [risk]") -> B
             raise ConfigError(f"{where}: close_positions_on_trip must be true or false")
         values["close_positions_on_trip"] = flag
     values["breakers"] = _breakers(where, raw)
-    return BotLimits(**values)
+    try:
+        return BotLimits(**values)
+    except ConfigError as error:
+        # the cross-field checks know no file: name the one this came from
+        raise ConfigError(error.message.replace(_WHERE, where, 1)) from None
 
 
 def _zones(where: str, raw: object) -> frozenset[Zone]:
@@ -275,9 +280,13 @@ def user_limits_from(raw: Mapping[str, Any], where: str = "user risk limits") ->
             None if value is None else _percent(where, "max_portfolio_drawdown_pct", value)
         )
     limits = UserLimits(**values)
-    order, position = limits.max_order_notional, limits.max_position_notional
-    if order is not None and position is not None and order > position:
-        raise ConfigError(f"{where}: max_order_notional is above max_position_notional")
+    for low, high in (
+        ("max_order_notional", "max_position_notional"),
+        ("max_position_notional", "max_gross_exposure"),
+    ):
+        small, large = getattr(limits, low), getattr(limits, high)
+        if small is not None and large is not None and small > large:
+            raise ConfigError(f"{where}: {low} ({small}) is above {high} ({large})")
     return limits
 
 

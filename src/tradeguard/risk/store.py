@@ -18,18 +18,19 @@ from typing import Any, Protocol, cast
 import sqlalchemy as sa
 
 from tradeguard.risk.book import BotBook, ClosedTrade, Position
-from tradeguard.risk.breakers import BotMeters, Breaker
+from tradeguard.risk.breakers import BotMeters, Breaker, UserMeters
 from tradeguard.risk.limits import Breakers
 from tradeguard.risk.metrics import EquityPeak, TradeRecord
 from tradeguard.risk.states import Scope, TradingState
 from tradeguard.store.engine import for_writing
-from tradeguard.store.models import RiskBot, RiskOrder, RiskState, RiskTrade, RiskTrip
+from tradeguard.store.models import RiskBot, RiskOrder, RiskState, RiskTrade, RiskTrip, RiskUser
 
 _STATES = cast(sa.Table, RiskState.__table__)
 _TRIPS = cast(sa.Table, RiskTrip.__table__)
 _BOTS = cast(sa.Table, RiskBot.__table__)
 _TRADES = cast(sa.Table, RiskTrade.__table__)
 _ORDERS = cast(sa.Table, RiskOrder.__table__)
+_USERS = cast(sa.Table, RiskUser.__table__)
 
 __all__ = [
     "BotRecord",
@@ -108,6 +109,10 @@ class RiskStore(Protocol):
 
     def save_fill(self, record: BotRecord, closed: Iterable[ClosedTrade], at: datetime) -> None: ...
 
+    def load_user(self, name: str) -> UserMeters | None: ...
+
+    def save_user(self, name: str, meters: UserMeters, at: datetime) -> None: ...
+
 
 # -- the book as JSON (Decimals as strings: exact) ---------------------------------------------
 
@@ -177,9 +182,7 @@ def dump_book(book: BotBook, meters: BotMeters, breakers: Breakers | None = None
             "consecutive_losses": record.consecutive_losses,
             "max_consecutive_losses": record.max_consecutive_losses,
         },
-        "peak": None if peak.peak is None else _dec(peak.peak),
-        "drawdown": _dec(peak.drawdown),
-        "max_drawdown": _dec(peak.max_drawdown),
+        **_dump_peak(peak),
         "day": None if meters.day is None else meters.day.isoformat(),
         "day_start": _dec(meters.day_start),
         "equity": _dec(meters.equity),
@@ -187,6 +190,40 @@ def dump_book(book: BotBook, meters: BotMeters, breakers: Breakers | None = None
         "breakers": _dump_breakers(breakers),
     }
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _dump_peak(peak: EquityPeak) -> dict[str, str | None]:
+    return {
+        "peak": None if peak.peak is None else _dec(peak.peak),
+        "drawdown": _dec(peak.drawdown),
+        "max_drawdown": _dec(peak.max_drawdown),
+    }
+
+
+def _load_peak(data: dict[str, Any]) -> EquityPeak:
+    peak = EquityPeak()
+    peak.peak = None if data["peak"] is None else Decimal(data["peak"])
+    peak.drawdown = Decimal(data["drawdown"])
+    peak.max_drawdown = Decimal(data["max_drawdown"])
+    return peak
+
+
+def dump_user(meters: UserMeters) -> str:
+    data = {
+        **_dump_peak(meters.peak),
+        "equity": _dec(meters.equity),
+        "warned": sorted(b.value for b in meters.warned),
+    }
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def load_user(text: str) -> UserMeters:
+    data: dict[str, Any] = json.loads(text)
+    return UserMeters(
+        peak=_load_peak(data),
+        equity=Decimal(data["equity"]),
+        warned={Breaker(b) for b in data["warned"]},
+    )
 
 
 def load_book(text: str) -> tuple[BotBook, BotMeters]:
@@ -202,13 +239,9 @@ def load_book(text: str) -> tuple[BotBook, BotMeters]:
     record = TradeRecord()
     for name, value in data["record"].items():
         setattr(record, name, Decimal(value) if name.startswith("gross") else int(value))
-    peak = EquityPeak()
-    peak.peak = None if data["peak"] is None else Decimal(data["peak"])
-    peak.drawdown = Decimal(data["drawdown"])
-    peak.max_drawdown = Decimal(data["max_drawdown"])
     meters = BotMeters(
         record=record,
-        peak=peak,
+        peak=_load_peak(data),
         day=None if data["day"] is None else date.fromisoformat(data["day"]),
         day_start=Decimal(data["day_start"]),
         equity=Decimal(data["equity"]),
@@ -343,6 +376,18 @@ class SqlRiskStore:
             ]
             if trades:
                 conn.execute(sa.insert(_TRADES), trades)
+
+    def load_user(self, name: str) -> UserMeters | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(_USERS.c.meters).where(_USERS.c.name == name)).first()
+        return None if row is None else load_user(row.meters)
+
+    def save_user(self, name: str, meters: UserMeters, at: datetime) -> None:
+        values = {"meters": dump_user(meters), "updated_at": at}
+        with self._write() as conn, conn.begin():
+            done = conn.execute(sa.update(_USERS).where(_USERS.c.name == name).values(values))
+            if done.rowcount == 0:
+                conn.execute(sa.insert(_USERS).values(name=name, **values))
 
     def closed_trades(self, bot: str, mode: str) -> list[StoredTrade]:
         table = _TRADES

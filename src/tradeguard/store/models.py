@@ -453,6 +453,16 @@ class RiskBot(Base):
     promoted_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
+class RiskUser(Base):
+    """A user's portfolio breaker meters (equity peak) as JSON: a restart keeps the peak."""
+
+    __tablename__ = "risk_users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    meters: Mapped[str] = mapped_column(Text())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class RiskTrade(Base):
     """A closed trade (flat to flat) of a bot, in the mode it was traded in."""
 

@@ -56,6 +56,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_risk_bots")),
     )
     op.create_table(
+        "risk_users",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("meters", sa.Text(), nullable=False),
+        sa.Column("updated_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_risk_users")),
+    )
+    op.create_table(
         "risk_trades",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("bot", sa.String(length=64), nullable=False),
@@ -84,6 +91,7 @@ def downgrade() -> None:
     op.drop_table("risk_orders")
     op.drop_index(op.f("ix_risk_trades_bot"), table_name="risk_trades")
     op.drop_table("risk_trades")
+    op.drop_table("risk_users")
     op.drop_table("risk_bots")
     op.drop_index(op.f("ix_risk_trips_scope"), table_name="risk_trips")
     op.drop_table("risk_trips")
