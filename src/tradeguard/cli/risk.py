@@ -45,6 +45,7 @@ risk_app = typer.Typer(
 bots_app = typer.Typer(help="Bots: promotion from paper to live.", no_args_is_help=True)
 
 ACTOR = "operator"
+LATE_CHECKS, LATE_WAIT = 5, 0.5  # seconds: longer than an order takes to reach a venue
 
 
 @dataclass
@@ -215,7 +216,7 @@ async def _cancel(risk: _Risk, orders: list[StoredOrder]) -> int:
                 await venue.cancel_order(order.symbol, client_order_id=order.client_order_id)
                 result = "canceled"
             except OrderNotFound:
-                result = "already closed"
+                result = await _late(venue, risk.store, order)
             except TradeguardError as error:
                 failed += 1
                 result = f"FAILED: {error.message}"
@@ -233,6 +234,22 @@ async def _cancel(risk: _Risk, orders: list[StoredOrder]) -> int:
             markup=False,
         )
     return failed
+
+
+async def _late(venue: Venue, store: SqlRiskStore, order: StoredOrder) -> str:
+    """An order in the journal that the venue does not have: either it has ended, or another
+    process journaled it and is sending it now. Watch it for a few seconds before believing it
+    is gone; if it arrives, cancel it."""
+    for _ in range(LATE_CHECKS):
+        await asyncio.sleep(LATE_WAIT)
+        if order.client_order_id not in {o.client_order_id for o in store.orders([order.bot])}:
+            return "already closed"
+        try:
+            await venue.cancel_order(order.symbol, client_order_id=order.client_order_id)
+        except OrderNotFound:
+            continue
+        return "canceled (arrived late)"
+    return "not at the venue"
 
 
 def _venue_for(risk: _Risk, account: str) -> Venue:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from tradeguard.core.errors import OrderNotFound, OrderOutcomeUnknown, VenueError
-from tradeguard.risk.decisions import Denial, RiskDenied
+from tradeguard.risk.decisions import Denial, Reason, RiskDenied
 from tradeguard.risk.engine import RiskEngine, Trip
 from tradeguard.risk.intents import OrderIntent
 from tradeguard.risk.states import Scope, TradingState
@@ -57,6 +57,8 @@ class GuardedVenue:
 
     async def submit(self, bot: str, intent: OrderIntent | OrderRequest) -> Order:
         """Check, journal and send one order; `RiskDenied` with the reason code if refused."""
+        if self.journal is not None:
+            self.engine.reload_states()  # a halt from another process counts from here on
         decision = self.engine.pre_trade(bot, intent)
         if isinstance(decision, Denial):
             raise RiskDenied(decision)
@@ -69,6 +71,12 @@ class GuardedVenue:
                 self.journal.record_order(
                     StoredOrder(cid, bot, self.account, request.symbol), self.engine.clock.now()
                 )
+                # Journaled first, then the states read again: a halt that the journal read
+                # missed is seen here, before anything is sent.
+                self.engine.reload_states()
+                state = self.engine.effective_state(bot)
+                if state is not TradingState.ACTIVE and state is not TradingState.REDUCING:
+                    raise RiskDenied(Denial(Reason.HALTED, f"bot {bot} was halted just now"))
             order = await self.venue.create_order(request)
         except OrderOutcomeUnknown:
             raise  # stays booked: it may be open at the venue until reconciled
