@@ -194,7 +194,7 @@ def test_open_amount_by_side_and_reduce_only() -> None:
         order("e", SELL, "0.125", reduce_only=True),
         order("f", BUY, "7", symbol=ETH),  # another symbol: never counted for PERP
     ):
-        book.orders[o.client_order_id] = o
+        book.add_order(o)
     assert book.open_amount(PERP, BUY) == D("1.25")
     assert book.open_amount(PERP, SELL) == D("2.625")
     assert book.open_amount(PERP, BUY, reduce_only=False) == D(1)

@@ -56,25 +56,75 @@ class OpenOrder:
 
 @dataclass(slots=True)
 class BotBook:
+    """Change `orders` only through `add_order`, `end_order` and `fill_order`: they keep the
+    per-symbol open totals the pre-trade checks read in O(1)."""
+
     positions: dict[str, Position] = field(default_factory=dict)
     orders: dict[str, OpenOrder] = field(default_factory=dict)
     realized: Decimal = ZERO  # all closed and partly closed PnL, fees included
+    _open: dict[tuple[str, Side], Decimal] = field(default_factory=dict)
 
     def qty(self, symbol: str) -> Decimal:
         position = self.positions.get(symbol)
         return position.qty if position else ZERO
 
     def open_amount(self, symbol: str, side: Side, *, reduce_only: bool | None = None) -> Decimal:
+        if reduce_only is None:
+            return self._open.get((symbol, side), ZERO)
         return sum(
             (
                 o.remaining
                 for o in self.orders.values()
-                if o.symbol == symbol
-                and o.side is side
-                and (reduce_only is None or o.reduce_only is reduce_only)
+                if o.symbol == symbol and o.side is side and o.reduce_only is reduce_only
             ),
             ZERO,
         )
+
+    def worst(self, symbol: str, buy: Decimal = ZERO, sell: Decimal = ZERO) -> Decimal:
+        """The largest position `symbol` could reach if every open order (plus `buy` or
+        `sell`) filled: the exposure the limits hold a bot to."""
+        position = self.positions.get(symbol)
+        qty = position.qty if position else ZERO
+        long = qty + self._open.get((symbol, Side.BUY), ZERO) + buy
+        short = qty - self._open.get((symbol, Side.SELL), ZERO) - sell
+        return max(abs(long), abs(short))
+
+    def exposed_symbols(self, also: str | None = None) -> set[str]:
+        """Symbols with a position or an open order (and `also`)."""
+        symbols = {s for s, p in self.positions.items() if p.qty}
+        symbols.update(s for s, _ in self._open)
+        if also is not None:
+            symbols.add(also)
+        return symbols
+
+    def add_order(self, order: OpenOrder) -> None:
+        self.end_order(order.client_order_id)
+        self.orders[order.client_order_id] = order
+        key = (order.symbol, order.side)
+        self._open[key] = self._open.get(key, ZERO) + order.remaining
+
+    def end_order(self, client_order_id: str) -> OpenOrder | None:
+        order = self.orders.pop(client_order_id, None)
+        if order is not None:
+            key = (order.symbol, order.side)
+            left = self._open[key] - order.remaining
+            if left:
+                self._open[key] = left
+            else:
+                del self._open[key]
+        return order
+
+    def fill_order(self, client_order_id: str, amount: Decimal) -> None:
+        """A fill of `amount` of an open order: it ends when nothing remains."""
+        order = self.orders.get(client_order_id)
+        if order is None:
+            return
+        if amount >= order.remaining:
+            self.end_order(client_order_id)
+            return
+        order.remaining -= amount
+        key = (order.symbol, order.side)
+        self._open[key] -= amount
 
     def apply_fill(
         self,

@@ -89,6 +89,7 @@ class _User:
 class _Bot:
     name: str
     scope: Scope
+    user_scope: Scope
     user: _User
     account: _Account
     mode: Mode
@@ -110,28 +111,16 @@ class _Bot:
         return self.limits.capital + self.book.realized + unrealized
 
 
-def _worst(book: BotBook, symbol: str, buy: Decimal = ZERO, sell: Decimal = ZERO) -> Decimal:
-    """The largest position `symbol` could reach if every open order (plus `buy`/`sell`)
-    filled: the exposure the limits hold a bot to."""
-    qty = book.qty(symbol)
-    long = qty + book.open_amount(symbol, Side.BUY) + buy
-    short = qty - book.open_amount(symbol, Side.SELL) - sell
-    return max(abs(long), abs(short))
-
-
 def _gross(bot: _Bot, extra: tuple[str, Decimal] | None = None) -> Decimal:
-    """The bot's worst-case gross exposure at the marks; `extra` replaces one symbol's."""
-    book = bot.book
-    symbols = set(book.positions) | {o.symbol for o in book.orders.values()}
-    if extra is not None:
-        symbols.add(extra[0])
+    """The bot's worst-case gross exposure at the marks; `extra` replaces one symbol's size."""
+    book, marks = bot.book, bot.account.marks
     total = ZERO
-    for symbol in symbols:
-        price = bot.mark(symbol)
+    for symbol in book.exposed_symbols(extra[0] if extra is not None else None):
+        price = marks.get(symbol)
         if price is None:
             position = book.positions.get(symbol)
             price = position.avg_price if position else ZERO
-        size = extra[1] if extra is not None and symbol == extra[0] else _worst(book, symbol)
+        size = extra[1] if extra is not None and symbol == extra[0] else book.worst(symbol)
         total += size * price
     return total
 
@@ -247,7 +236,9 @@ class RiskEngine:
                 )
             book = saved.book if saved is not None else BotBook()
             meters = saved.meters if saved is not None else BotMeters.starting(limits.capital, now)
-            bot = _Bot(name, scope, owner, venue_account, mode, limits, book, meters)
+            bot = _Bot(
+                name, scope, Scope.user(user), owner, venue_account, mode, limits, book, meters
+            )
             self._bots[name] = bot
             owner.bots.append(bot)
             venue_account.bots.append(bot)
@@ -263,7 +254,7 @@ class RiskEngine:
     def restore_order(self, bot: str, order: OpenOrder) -> None:
         """An order found open at the venue after a restart: book it so limits count it."""
         with self._lock:
-            self._bot(bot).book.orders[order.client_order_id] = order
+            self._bot(bot).book.add_order(order)
 
     # -- market data ---------------------------------------------------------------------------
 
@@ -348,7 +339,7 @@ class RiskEngine:
             )
             decision = self._checked(record, intent, replacing=old)
             if isinstance(decision, Approval):
-                del record.book.orders[client_order_id]
+                record.book.end_order(client_order_id)
                 self._book(record, decision)
                 record.modifies.append(self.clock.monotonic())
             return decision
@@ -356,19 +347,21 @@ class RiskEngine:
     def order_ended(self, bot: str, client_order_id: str) -> None:
         """The order is no longer open (canceled, rejected, expired, or never sent)."""
         with self._lock:
-            self._bot(bot).book.orders.pop(client_order_id, None)
+            self._bot(bot).book.end_order(client_order_id)
 
     def _book(self, bot: _Bot, approval: Approval) -> None:
         request = approval.request
         market = bot.account.markets[request.symbol]
-        bot.book.orders[request.client_order_id] = OpenOrder(
-            client_order_id=request.client_order_id,
-            symbol=request.symbol,
-            kind=market.kind,
-            side=request.side,
-            remaining=request.amount,
-            price=approval.reference,
-            reduce_only=request.reduce_only,
+        bot.book.add_order(
+            OpenOrder(
+                client_order_id=request.client_order_id,
+                symbol=request.symbol,
+                kind=market.kind,
+                side=request.side,
+                remaining=request.amount,
+                price=approval.reference,
+                reduce_only=request.reduce_only,
+            )
         )
 
     def _checked(
@@ -415,12 +408,12 @@ class RiskEngine:
         if isinstance(checked, Problem):
             return Denial(Reason(checked.breach.value), checked.message)
         if replacing is not None:
-            del bot.book.orders[replacing.client_order_id]
+            bot.book.end_order(replacing.client_order_id)
         try:
             return self._limits(bot, checked, market, mark, state, replacing is not None)
         finally:
             if replacing is not None:
-                bot.book.orders[replacing.client_order_id] = replacing
+                bot.book.add_order(replacing)
 
     def _market_denial(
         self, bot: _Bot, request: OrderRequest, market: Market | None
@@ -461,9 +454,9 @@ class RiskEngine:
             reference = max(request.stop_price or mark, mark)
         book, symbol, amount = bot.book, request.symbol, request.amount
         qty = book.qty(symbol)
-        before = _worst(book, symbol)
+        before = book.worst(symbol)
         buy, sell = (amount, ZERO) if request.side is Side.BUY else (ZERO, amount)
-        after = _worst(book, symbol, buy, sell)
+        after = book.worst(symbol, buy, sell)
         growing = after > before
         # reducing: the order and every open order on its side fit inside the position
         opposite = Side.SELL if qty > 0 else Side.BUY
@@ -596,7 +589,7 @@ class RiskEngine:
         self, bot: _Bot, request: OrderRequest, market: Market, reference: Decimal
     ) -> Denial | None:
         account = bot.account
-        orders = [o for b in account.bots for o in b.book.orders.values()]
+        orders = (o for b in account.bots for o in b.book.orders.values())
         if market.kind is MarketKind.SPOT:
             if request.side is Side.BUY:
                 currency, need = market.quote, request.amount * reference
@@ -626,7 +619,7 @@ class RiskEngine:
                     f"account has {have:.8g}",
                 )
             return None
-        return self._margin_denial(bot, request, market, reference, orders)
+        return self._margin_denial(bot, request, market, reference)
 
     def _margin_denial(
         self,
@@ -634,7 +627,6 @@ class RiskEngine:
         request: OrderRequest,
         market: Market,
         reference: Decimal,
-        orders: list[OpenOrder],
     ) -> Denial | None:
         account = bot.account
         settle = market.settle or market.quote
@@ -699,11 +691,7 @@ class RiskEngine:
         with self._lock:
             record = self._bot(bot)
             market = record.account.markets[trade.symbol]
-            order = record.book.orders.get(trade.client_order_id or "")
-            if order is not None:
-                order.remaining -= trade.amount
-                if order.remaining <= 0:
-                    del record.book.orders[order.client_order_id]
+            record.book.fill_order(trade.client_order_id or "", trade.amount)
             fee_quote = trade.fee if trade.fee_currency == market.quote else ZERO
             fee_base = trade.fee if trade.fee_currency == market.base else ZERO
             realized = record.book.realized
@@ -798,20 +786,21 @@ class RiskEngine:
         """The three scopes whose states apply to `bot`: global, its user, itself."""
         with self._lock:
             record = self._bot(bot)
-            return GLOBAL, Scope.user(record.user.name), record.scope
+            return GLOBAL, record.user_scope, record.scope
 
     def _effective(self, bot: _Bot) -> TradingState:
         states = self._states
         if not states:
             return TradingState.ACTIVE
+        active = TradingState.ACTIVE
         return strictest(
-            states.get(GLOBAL, TradingState.ACTIVE),
-            states.get(Scope.user(bot.user.name), TradingState.ACTIVE),
-            states.get(bot.scope, TradingState.ACTIVE),
+            states.get(GLOBAL, active),
+            states.get(bot.user_scope, active),
+            states.get(bot.scope, active),
         )
 
     def _state_denial(self, bot: _Bot, state: TradingState) -> Denial:
-        scopes = [GLOBAL, Scope.user(bot.user.name), bot.scope]
+        scopes = [GLOBAL, bot.user_scope, bot.scope]
         source = next(s for s in scopes if self._states.get(s, TradingState.ACTIVE) is state)
         if state is TradingState.HALTED:
             return Denial(

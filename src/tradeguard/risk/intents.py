@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from tradeguard.risk.decisions import Denial, Reason
 from tradeguard.venues.types import OrderRequest, OrderType, Side, TimeInForce
@@ -45,7 +46,12 @@ def _number(name: str, value: object, optional: bool) -> Decimal | Denial | None
     return number
 
 
-def _choice(name: str, value: object, choices: set[str]) -> Denial | None:
+_SIDES = {m.value: m for m in Side}
+_TYPES = {m.value: m for m in OrderType}
+_TIFS = {m.value: m for m in TimeInForce}
+
+
+def _choice(name: str, value: object, choices: dict[str, Any]) -> Denial | None:
     if not isinstance(value, str) or value not in choices:
         return _bad(f"{name} must be one of {', '.join(sorted(choices))}")
     return None
@@ -64,8 +70,8 @@ def parse(intent: OrderIntent | OrderRequest) -> OrderRequest | Denial:
         return _bad("client_order_id must be 1 to 64 printable characters")
     if not isinstance(intent.symbol, str) or not 1 <= len(intent.symbol) <= 64:
         return _bad("symbol must be a market symbol such as BTC/USDT")
-    for name, enum in (("side", Side), ("type", OrderType), ("time_in_force", TimeInForce)):
-        denial = _choice(name, getattr(intent, name), {member.value for member in enum})
+    for name, choices in (("side", _SIDES), ("type", _TYPES), ("time_in_force", _TIFS)):
+        denial = _choice(name, getattr(intent, name), choices)
         if denial is not None:
             return denial
     if not isinstance(intent.reduce_only, bool):
@@ -82,12 +88,12 @@ def parse(intent: OrderIntent | OrderRequest) -> OrderRequest | Denial:
         return OrderRequest(
             client_order_id=cid,
             symbol=intent.symbol,
-            side=Side(intent.side),
-            type=OrderType(intent.type),
+            side=_SIDES[intent.side],
+            type=_TYPES[intent.type],
             amount=amount,
             price=numbers["price"],
             stop_price=numbers["stop_price"],
-            time_in_force=TimeInForce(intent.time_in_force),
+            time_in_force=_TIFS[intent.time_in_force],
             reduce_only=intent.reduce_only,
         )
     except ValueError as error:

@@ -127,6 +127,8 @@ def check_order(
         problem = _range(label, "notional", notional, market.min_notional, market.max_notional)
         if problem:
             return problem
+    if amount == request.amount:
+        return request
     return dataclasses.replace(request, amount=amount)
 
 
