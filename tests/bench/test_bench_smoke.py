@@ -82,3 +82,22 @@ def test_audit_bench_reports_every_figure_with_its_target() -> None:
     assert "skipped" in result["postgresql"]
     assert set(result["met"]) >= {"sqlite_threads_64", "sqlite_verify", "sqlite_inclusion_proof"}
     assert result["peak_rss_mb"] > 0
+
+
+def test_risk_bench_reports_checks_fills_baseline_and_the_target() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "risk.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    result = json.loads(done.stdout)
+    assert result["mode"] == "quick"
+    assert result["pre_trade_intent"]["pre_trade"]["p99_us"] > 0
+    assert result["denied_halted"]["reason"] == "halted"
+    assert result["denied_malformed"]["reason"] == "malformed"
+    assert result["on_fill"]["state_after"] == "ACTIVE"  # no breaker fired on winning trades
+    assert result["on_fill"]["closed_trades"] > 0
+    assert result["target_p99_us"] == 50
+    assert isinstance(result["meets_target"], bool)
