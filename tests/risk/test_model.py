@@ -501,10 +501,11 @@ class Model:
         account = SPECS[bot].account
         markets, marks, totals = MARKETS[account], self.marks[account], self.totals(account)
         everyone = self.bots_on(account)
-        book = [o for b in everyone for o in self.orders[b]]
-        # As the rules say it: every open buy in the same quote currency holds its full
-        # notional, swap orders included, and every open sell of the same base holds its
-        # amount, swap sells included.
+        # Cash pays for spot orders only: every open spot buy in the same quote currency
+        # holds its full notional, every open spot sell of the same base holds its amount.
+        book = [
+            o for b in everyone for o in self.orders[b] if markets[o.symbol].kind is MarketKind.SPOT
+        ]
         if market.kind is MarketKind.SPOT and side == "buy":
             held = sum(
                 (

@@ -23,7 +23,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from tradeguard.core.clock import Clock, SystemClock
-from tradeguard.core.errors import ConfigError
+from tradeguard.core.errors import ConfigError, MarketDataError
 from tradeguard.core.events import Detail, DomainEvent, EventName, EventSink, LogSink
 from tradeguard.risk.book import BotBook, OpenOrder
 from tradeguard.risk.breakers import BotMeters, Reading, UserMeters, judge
@@ -261,6 +261,11 @@ class RiskEngine:
     def on_price(self, account: str, symbol: str, price: Decimal) -> list[Trip]:
         """The last trade price of `symbol` on `account`: marks positions, runs the equity
         breakers of the bots holding it."""
+        if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
+            raise MarketDataError(
+                f"risk: a last price for {symbol} on {account} must be a positive finite "
+                f"Decimal, not {price!r}; check the feed"
+            )
         with self._lock:
             venue_account = self._account(account)
             venue_account.marks[symbol] = price
@@ -589,7 +594,10 @@ class RiskEngine:
         self, bot: _Bot, request: OrderRequest, market: Market, reference: Decimal
     ) -> Denial | None:
         account = bot.account
-        orders = (o for b in account.bots for o in b.book.orders.values())
+        # cash pays for spot orders only: a perpetual order holds margin, checked below
+        orders = (
+            o for b in account.bots for o in b.book.orders.values() if o.kind is MarketKind.SPOT
+        )
         if market.kind is MarketKind.SPOT:
             if request.side is Side.BUY:
                 currency, need = market.quote, request.amount * reference
