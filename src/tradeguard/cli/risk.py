@@ -33,7 +33,6 @@ from tradeguard.risk import GLOBAL, Breakers, PromotionThresholds, Scope, Tradin
 from tradeguard.risk.promotion import Verdict, judge, paper_record
 from tradeguard.risk.store import BotRecord, SqlRiskStore, StoredOrder
 from tradeguard.vault import Vault
-from tradeguard.venues.connect import ccxt_venue_for
 from tradeguard.venues.paper import PaperVenue
 from tradeguard.venues.protocol import Venue
 
@@ -258,6 +257,9 @@ def _venue_for(risk: _Risk, account: str) -> Venue:
     kind, _, name = account.partition(":")
     if kind == "paper":
         return PaperVenue(risk.db, account=name, markets={})
+    # ccxt takes about a second to import: only a real venue pays for it
+    from tradeguard.venues.connect import ccxt_venue_for
+
     if risk.vault is None:
         risk.vault = risk.resources.enter_context(opened_vault())
     return ccxt_venue_for(risk.vault, risk.settings, name, venue=kind)
