@@ -81,3 +81,50 @@ def test_a_halt_landing_after_the_journal_stops_the_order_before_it_is_sent(
         assert conn.execute(sa.text("SELECT count(*) FROM paper_orders")).scalar_one() == 0
     assert journal.orders() == []  # and nothing is left journaled
     assert engine.book("b").orders == {}
+
+
+def test_a_trip_with_close_positions_on_trip_sends_one_closing_order_past_the_halt(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    target = resolve_database(None, data, production=False)
+    db = create_engine(target)
+    upgrade(db, target)
+    first, second = CANDLES[0], CANDLES[1]
+    clock = ManualClock(first.at + timedelta(minutes=5))
+    market = market_from_candles(SYMBOL, CANDLES)
+    paper = PaperVenue(
+        db, account="a", markets={SYMBOL: market}, clock=clock,
+        config=PaperConfig(starting_balances={"BTC": D(1)}),
+    )  # fmt: skip
+    engine = RiskEngine(clock=clock, events=MemorySink(), store=SqlRiskStore(db))
+    engine.add_account("paper:a", {SYMBOL: market}, asyncio.run(paper.fetch_balance()))
+    limits = BotLimits(
+        capital=D(1), symbols=frozenset({SYMBOL}), blocked_zones=frozenset(),
+        close_positions_on_trip=True,
+    )  # fmt: skip
+    engine.register_bot("b", user="u", account="paper:a", limits=limits)
+    guard = GuardedVenue(engine, paper, account="paper:a", journal=SqlRiskStore(db))
+
+    async def scenario() -> None:
+        await paper.on_candle(SYMBOL, first)
+        await guard.on_close(SYMBOL, first.close)
+        await guard.submit("b", OrderIntent("0x" + "1" * 32, SYMBOL, "buy", "market", D(10)))
+        await guard.on_trades(await paper.on_candle(SYMBOL, second))  # bought ~10 ETH
+        held = engine.book("b").qty(SYMBOL)
+        assert held > 0
+        # the price halves, on a mark
+        trips = await guard.on_close(SYMBOL, second.close / 2)
+        # the bot's daily loss and the user's portfolio drawdown trip on the same mark, and
+        # both ask for the position to be closed: it is closed once
+        assert [t.reading.breaker.value for t in trips] == ["daily_loss", "portfolio_drawdown"]
+        assert engine.effective_state("b") is TradingState.HALTED
+        [closing] = await paper.fetch_open_orders()  # the one order a halted bot may send
+        assert (closing.side.value, closing.amount, closing.type.value) == ("sell", held, "market")
+        # asked again (another trip), nothing more is sent: the open close covers it
+        assert engine.closing_order("b", SYMBOL, "0x" + "3" * 32) is None
+        with pytest.raises(RiskDenied):  # the bot itself still may not
+            await guard.submit("b", OrderIntent("0x" + "2" * 32, SYMBOL, "sell", "market", D(1)))
+
+    asyncio.run(scenario())

@@ -677,14 +677,18 @@ class RiskEngine:
             record = self._bot(bot)
             qty = record.book.qty(symbol)
             market = record.account.markets.get(symbol)
-            if not qty or market is None:
+            side = Side.SELL if qty > 0 else Side.BUY
+            # what closing orders already on their way cover is not closed twice (a bot trip
+            # and its user's trip on the same mark both ask for the close)
+            amount = abs(qty) - record.book.open_amount(symbol, side)
+            if not qty or market is None or amount <= 0:
                 return None
             request = OrderRequest(
                 client_order_id=client_order_id,
                 symbol=symbol,
-                side=Side.SELL if qty > 0 else Side.BUY,
+                side=side,
                 type=OrderType.MARKET,
-                amount=abs(qty),
+                amount=amount,
                 reduce_only=market.kind is MarketKind.SWAP,
             )
             approval = Approval(request, record.mark(symbol) or ZERO)
@@ -789,6 +793,10 @@ class RiskEngine:
     def effective_state(self, bot: str) -> TradingState:
         with self._lock:
             return self._effective(self._bot(bot))
+
+    def account_of(self, bot: str) -> str:
+        with self._lock:
+            return self._bot(bot).account.name
 
     def scopes_of(self, bot: str) -> tuple[Scope, Scope, Scope]:
         """The three scopes whose states apply to `bot`: global, its user, itself."""

@@ -137,8 +137,8 @@ class GuardedVenue:
         for trip in trips:
             await self.cancel_all(trip.scope)
             for bot, symbol, _qty in trip.close:
-                if bot not in self._bots_here():
-                    continue
+                if self.engine.account_of(bot) != self.account:
+                    continue  # another guard's account closes it
                 approval = self.engine.closing_order(bot, symbol, new_client_order_id())
                 if approval is None:
                     continue
@@ -151,9 +151,6 @@ class GuardedVenue:
                     log.error("could not close %s of bot %s after a trip: %s", symbol, bot, error)
 
     # -- halting -------------------------------------------------------------------------------
-
-    def _bots_here(self) -> set[str]:
-        return set(self._owner.values())
 
     async def cancel_all(self, scope: Scope) -> list[Order]:
         """Wait for the scope's orders on their way to the venue, then cancel every open order
