@@ -142,24 +142,24 @@ def test_halt_refuses_new_orders_cancels_open_ones_and_reset_reopens(home: Home)
         assert name in events
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("risk", "halt"), "name exactly one scope"),
-        (("risk", "halt", "--all", "--bot", "x"), "name exactly one scope"),
-        (("risk", "halt", "--bot", "no spaces allowed"), "a bot name is 1 to 64"),
-        (("risk", "halt", "--all", "--reason", "two\nlines"), "--reason is one line"),
-        (("bots", "promote", "ghost"), "no bot 'ghost'"),
-    ],
-)
-def test_bad_input_is_refused_and_changes_nothing(
-    home: Home, args: tuple[str, ...], message: str
-) -> None:
-    run = home.tg(*args)
-    assert run.code == 2, run.output
-    assert message in run.stderr
-    with closing(sqlite3.connect(home.root / "data" / "tradeguard.db")) as conn:
-        assert conn.execute("SELECT count(*) FROM risk_states").fetchone() == (0,)
+BAD_INPUT = [
+    (("risk", "halt"), "name exactly one scope"),
+    (("risk", "halt", "--all", "--bot", "x"), "name exactly one scope"),
+    (("risk", "halt", "--bot", "no spaces allowed"), "a bot name is 1 to 64"),
+    (("risk", "halt", "--all", "--reason", "two\nlines"), "--reason is one line"),
+    (("bots", "promote", "ghost"), "no bot 'ghost'"),
+]
+
+
+def test_bad_input_is_refused_and_changes_nothing(home: Home) -> None:
+    # one home for every case: each must leave it as it was
+    for args, message in BAD_INPUT:
+        run = home.tg(*args)
+        assert run.code == 2, (args, run.output)
+        assert message in run.stderr, args
+        with closing(sqlite3.connect(home.root / "data" / "tradeguard.db")) as conn:
+            assert conn.execute("SELECT count(*) FROM risk_states").fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (0,)
 
 
 def record_trades(db: sa.Engine, pnls: list[Decimal]) -> None:
