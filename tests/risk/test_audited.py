@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import sqlalchemy as sa
 from tests.audit.conftest import new_keys
@@ -14,19 +13,14 @@ from tests.audit.conftest import new_keys
 from tradeguard.audit import AuditLog, verify
 from tradeguard.core.clock import ManualClock
 from tradeguard.risk import BotLimits, OrderIntent, RiskEngine, Scope
-from tradeguard.store import create_engine, resolve_database, upgrade
 from tradeguard.venues.types import Balance, BalanceLine, Liquidity, Market, MarketKind, Side, Trade
 
 D = Decimal
 ETH = Market("ETH/USDT", "ETHUSDT", "ETH", "USDT", MarketKind.SPOT, D("0.01"), D("0.0001"))
 
 
-def test_a_trip_and_its_reset_are_in_the_audit_log_and_it_verifies(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir(mode=0o700)
-    target = resolve_database(None, data, production=False)
-    db = create_engine(target)
-    upgrade(db, target)
+def test_a_trip_and_its_reset_are_in_the_audit_log_and_it_verifies(sqlite_db: sa.Engine) -> None:
+    db = sqlite_db
     keys = new_keys()
     clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
     audit = AuditLog(db, keys, clock=clock)

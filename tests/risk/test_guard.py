@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.risk.conftest import migrated
 
 from tradeguard.core.clock import ManualClock
 from tradeguard.core.events import MemorySink
@@ -26,7 +27,7 @@ from tradeguard.risk import (
 )
 from tradeguard.risk.guard import GuardedVenue
 from tradeguard.risk.store import StoredOrder
-from tradeguard.store import create_engine, resolve_database, upgrade
+from tradeguard.store import create_engine, resolve_database
 from tradeguard.venues.paper import PaperConfig, PaperVenue, market_from_candles
 
 D = Decimal
@@ -50,10 +51,7 @@ def test_a_halt_landing_after_the_journal_stops_the_order_before_it_is_sent(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
-    data.mkdir(mode=0o700)
-    target = resolve_database(None, data, production=False)
-    db = create_engine(target)
-    upgrade(db, target)
+    db = migrated(data)
     clock = ManualClock(CANDLES[0].at + timedelta(minutes=5))
     market = market_from_candles(SYMBOL, CANDLES)
     paper = PaperVenue(
@@ -84,13 +82,9 @@ def test_a_halt_landing_after_the_journal_stops_the_order_before_it_is_sent(
 
 
 def test_a_trip_with_close_positions_on_trip_sends_one_closing_order_past_the_halt(
-    tmp_path: Path,
+    sqlite_db: sa.Engine,
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir(mode=0o700)
-    target = resolve_database(None, data, production=False)
-    db = create_engine(target)
-    upgrade(db, target)
+    db = sqlite_db
     first, second = CANDLES[0], CANDLES[1]
     clock = ManualClock(first.at + timedelta(minutes=5))
     market = market_from_candles(SYMBOL, CANDLES)

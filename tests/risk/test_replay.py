@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.risk.conftest import migrated
 
 from tradeguard.core.clock import ManualClock
 from tradeguard.core.events import MemorySink
@@ -36,7 +37,6 @@ from tradeguard.risk import (
     UserLimits,
 )
 from tradeguard.risk.guard import GuardedVenue
-from tradeguard.store import create_engine, resolve_database, upgrade
 from tradeguard.venues import Side, Trade
 from tradeguard.venues.paper import PaperConfig, PaperVenue, market_from_candles
 
@@ -46,14 +46,6 @@ SYMBOL = "ETH/BTC"
 ACCOUNT = "paper:churn"
 CAPITAL = D(1)  # BTC
 SIZE = D(5)  # ETH per round trip: about 0.5 BTC at 2018 prices
-
-
-def migrated(directory: Path) -> sa.Engine:
-    directory.mkdir(mode=0o700)
-    target = resolve_database(None, directory, production=False)
-    engine = create_engine(target)
-    upgrade(engine, target)
-    return engine
 
 
 @dataclass
