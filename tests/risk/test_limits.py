@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tradeguard.config import load_settings
 from tradeguard.core.clock import ManualClock
 from tradeguard.core.errors import ConfigError
 from tradeguard.core.events import MemorySink
@@ -24,6 +25,7 @@ from tradeguard.risk import (
     bot_limits_from,
     user_limits_from,
 )
+from tradeguard.risk.limits import breakers_from, breakers_to_table
 from tradeguard.venues.types import Market, MarketKind
 
 D = Decimal
@@ -364,6 +366,29 @@ def test_an_operator_may_set_a_looser_ceiling() -> None:
     policy.check_live("b1", bot(max_daily_loss_pct=8), UserLimits())
     with pytest.raises(ConfigError, match=r"max_daily_loss_pct is set to 8\.5"):
         policy.check_live("b1", bot(max_daily_loss_pct=8.5), UserLimits())
+
+
+def test_the_operator_ceilings_and_thresholds_come_from_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = OperatorPolicy.from_settings(load_settings(strict=False))
+    assert defaults == OperatorPolicy()  # the settings' defaults are the seeds' defaults
+    monkeypatch.setenv("TRADEGUARD_RISK_LIVE_MAX_DAILY_LOSS_PCT", "8")
+    monkeypatch.setenv("TRADEGUARD_PROMOTION_MIN_TRADES", "250")
+    policy = OperatorPolicy.from_settings(load_settings(strict=False))
+    assert policy.promotion.min_trades == 250
+    policy.check_live("b1", bot(max_daily_loss_pct=8), UserLimits())  # allowed by the operator
+    with pytest.raises(ConfigError, match="operator ceiling of 8"):
+        policy.check_live("b1", bot(max_daily_loss_pct=9), UserLimits())
+
+
+@pytest.mark.parametrize(
+    "breakers",
+    [Breakers(), Breakers(max_consecutive_losses=None, max_daily_loss_pct=D("2.5"))],
+    ids=["defaults", "one-removed"],
+)
+def test_breakers_read_back_exactly_from_their_table(breakers: Breakers) -> None:
+    assert breakers_from(breakers_to_table(breakers)) == breakers
 
 
 @pytest.mark.parametrize(("name", "value", "shown"), LOOSER)

@@ -29,7 +29,7 @@ from tradeguard.cli.store import open_store
 from tradeguard.config import Settings
 from tradeguard.core.errors import OrderNotFound, TradeguardError
 from tradeguard.core.events import DomainEvent, EventName
-from tradeguard.risk import GLOBAL, Breakers, PromotionThresholds, Scope, TradingState
+from tradeguard.risk import GLOBAL, Breakers, OperatorPolicy, Scope, TradingState
 from tradeguard.risk.promotion import Verdict, judge, paper_record
 from tradeguard.risk.store import BotRecord, SqlRiskStore, StoredOrder
 from tradeguard.vault import Vault
@@ -295,15 +295,6 @@ def reset(
 # -- promotion ----------------------------------------------------------------------------------
 
 
-def _thresholds(settings: Settings) -> PromotionThresholds:
-    return PromotionThresholds(
-        min_trades=settings.promotion_min_trades,
-        min_win_rate_pct=settings.promotion_min_win_rate_pct,
-        min_profit_factor=settings.promotion_min_profit_factor,
-        max_drawdown_pct=settings.promotion_max_drawdown_pct,
-    )
-
-
 @bots_app.command("promote")
 def promote(
     bot: Annotated[str, typer.Argument(help="The bot to move from paper to live trading.")],
@@ -322,7 +313,10 @@ def promote(
             out.print(f"{bot} was promoted on {record.promoted_at:%Y-%m-%d %H:%M} UTC.")
             return
         pnls = [t.pnl for t in risk.store.closed_trades(bot, "paper")]
-        verdict = judge(paper_record(pnls, record.capital), _thresholds(risk.settings))
+        verdict = judge(
+            paper_record(pnls, record.capital),
+            OperatorPolicy.from_settings(risk.settings).promotion,
+        )
         _print_verdict(bot, verdict)
         if not verdict.passed and not override:
             risk.emit(EventName.BOT_PROMOTION_REFUSED, f"bot:{bot}", failures=len(verdict.failures))

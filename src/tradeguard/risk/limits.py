@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tradeguard.config import Settings
 from tradeguard.core.errors import ConfigError
 from tradeguard.risk.zones import Zone
 
@@ -24,6 +25,8 @@ __all__ = [
     "PromotionThresholds",
     "UserLimits",
     "bot_limits_from",
+    "breakers_from",
+    "breakers_to_table",
     "user_limits_from",
 ]
 
@@ -208,6 +211,26 @@ def _zones(where: str, raw: object) -> frozenset[Zone]:
     return frozenset(zones)
 
 
+def breakers_to_table(breakers: Breakers) -> dict[str, Any]:
+    """`breakers` in the `[risk]` table's own spelling ("none" for a removed one), so that
+    `breakers_from` reads it back exactly (the store keeps a bot's breakers this way)."""
+
+    def spelt(value: int | Decimal | None) -> int | str:
+        return "none" if value is None else value if isinstance(value, int) else str(value)
+
+    return {
+        "max_consecutive_losses": spelt(breakers.max_consecutive_losses),
+        "max_daily_loss_pct": spelt(breakers.max_daily_loss_pct),
+        "max_drawdown_pct": spelt(breakers.max_drawdown_pct),
+        "warn_at_pct": spelt(breakers.warn_at_pct),
+    }
+
+
+def breakers_from(raw: Mapping[str, Any], where: str = "bot.toml [risk]") -> Breakers:
+    """The breaker settings of a `[risk]` table (other keys are ignored)."""
+    return _breakers(where, raw)
+
+
 def _breakers(where: str, raw: Mapping[str, Any]) -> Breakers:
     values: dict[str, Any] = {}
     given, value = _optional(raw, "max_consecutive_losses")
@@ -308,6 +331,24 @@ class OperatorPolicy:
     live_breakers: Breakers = field(default_factory=Breakers)
     max_portfolio_drawdown_pct: Decimal = Decimal(40)
     promotion: PromotionThresholds = field(default_factory=PromotionThresholds)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OperatorPolicy:
+        """The policy the operator set (`TRADEGUARD_RISK_LIVE_*`, `TRADEGUARD_PROMOTION_*`)."""
+        return cls(
+            live_breakers=Breakers(
+                max_consecutive_losses=settings.risk_live_max_consecutive_losses,
+                max_daily_loss_pct=settings.risk_live_max_daily_loss_pct,
+                max_drawdown_pct=settings.risk_live_max_drawdown_pct,
+            ),
+            max_portfolio_drawdown_pct=settings.risk_max_portfolio_drawdown_pct,
+            promotion=PromotionThresholds(
+                min_trades=settings.promotion_min_trades,
+                min_win_rate_pct=settings.promotion_min_win_rate_pct,
+                min_profit_factor=settings.promotion_min_profit_factor,
+                max_drawdown_pct=settings.promotion_max_drawdown_pct,
+            ),
+        )
 
     def check_live(self, bot: str, limits: BotLimits, user: UserLimits) -> None:
         """`ConfigError` if a live bot removes or loosens a breaker past the ceiling."""

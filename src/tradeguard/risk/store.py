@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from tradeguard.risk.book import BotBook, ClosedTrade, Position
 from tradeguard.risk.breakers import BotMeters, Breaker, UserMeters
-from tradeguard.risk.limits import Breakers
+from tradeguard.risk.limits import Breakers, breakers_from, breakers_to_table
 from tradeguard.risk.metrics import EquityPeak, TradeRecord
 from tradeguard.risk.states import Scope, TradingState
 from tradeguard.store.engine import for_writing
@@ -129,36 +129,6 @@ def _parse_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _dump_breakers(breakers: Breakers | None) -> dict[str, Any] | None:
-    if breakers is None:
-        return None
-    return {
-        "max_consecutive_losses": breakers.max_consecutive_losses,
-        "max_daily_loss_pct": _opt(breakers.max_daily_loss_pct),
-        "max_drawdown_pct": _opt(breakers.max_drawdown_pct),
-        "warn_at_pct": str(breakers.warn_at_pct),
-    }
-
-
-def _opt(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _load_breakers(data: dict[str, Any] | None) -> Breakers | None:
-    if data is None:
-        return None
-    return Breakers(
-        max_consecutive_losses=data["max_consecutive_losses"],
-        max_daily_loss_pct=None
-        if data["max_daily_loss_pct"] is None
-        else Decimal(data["max_daily_loss_pct"]),
-        max_drawdown_pct=None
-        if data["max_drawdown_pct"] is None
-        else Decimal(data["max_drawdown_pct"]),
-        warn_at_pct=Decimal(data["warn_at_pct"]),
-    )
-
-
 def dump_book(book: BotBook, meters: BotMeters, breakers: Breakers | None = None) -> str:
     record, peak = meters.record, meters.peak
     data = {
@@ -187,7 +157,7 @@ def dump_book(book: BotBook, meters: BotMeters, breakers: Breakers | None = None
         "day_start": _dec(meters.day_start),
         "equity": _dec(meters.equity),
         "warned": sorted(b.value for b in meters.warned),
-        "breakers": _dump_breakers(breakers),
+        "breakers": None if breakers is None else breakers_to_table(breakers),
     }
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
@@ -435,7 +405,8 @@ class SqlRiskStore:
 
 def _bot_record(row: sa.Row[Any]) -> BotRecord:
     book, meters = load_book(row.book)
-    breakers = _load_breakers(json.loads(row.book).get("breakers"))
+    table = json.loads(row.book).get("breakers")
+    breakers = None if table is None else breakers_from(table, where="stored bot breakers")
     return BotRecord(
         row.name,
         row.user_name,
