@@ -20,6 +20,7 @@ import logging
 import os
 import shlex
 import stat
+import tempfile
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -89,6 +90,15 @@ def default_data_dir() -> Path:
     return base / "tradeguard"
 
 
+def default_runtime_dir() -> Path:
+    """`$XDG_RUNTIME_DIR/tradeguard` (per-user, 0700, tmpfs on systemd hosts), else a
+    per-user folder in the temp dir."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base:
+        return Path(base) / "tradeguard"
+    return Path(tempfile.gettempdir()) / f"tradeguard-{os.getuid()}"
+
+
 class Settings(BaseSettings):
     """tradeguard's settings. docs/configuration.md describes each one."""
 
@@ -139,6 +149,21 @@ class Settings(BaseSettings):
     promotion_min_win_rate_pct: Decimal = Field(default=Decimal(60), ge=0, le=100)
     promotion_min_profit_factor: Decimal = Field(default=Decimal("1.5"), gt=0)
     promotion_max_drawdown_pct: Decimal = Field(default=Decimal(15), gt=0, le=100)
+    # Bots: where their gateway sockets live (short: a Unix socket path has 107 bytes at
+    # most), what their processes may use, where their packages come from, and when a crashing
+    # bot stops being restarted.
+    runtime_dir: Path = Field(default_factory=default_runtime_dir)
+    bot_memory_mb: int = Field(default=1024, ge=64, le=64 * 1024)
+    bot_cpu_seconds: int = Field(default=24 * 3600, ge=1)
+    bot_max_open_files: int = Field(default=256, ge=16, le=65536)
+    bot_max_processes: int = Field(default=64, ge=1, le=4096)
+    bot_max_file_mb: int = Field(default=256, ge=1)
+    bot_index_url: str | None = None  # a PyPI mirror for bots' requirements
+    bot_wheelhouse: Path | None = None  # a folder of wheels: installs use it and nothing else
+    bot_package_denylist: list[str] = Field(default_factory=list)  # added to the built-in one
+    bot_package_allow: list[str] = Field(default_factory=list)  # names a typosquat check spared
+    bot_crash_limit: int = Field(default=5, ge=1, le=1000)
+    bot_crash_window_s: int = Field(default=600, ge=1)
 
     @field_validator("env", "sandbox", mode="before")
     @classmethod
@@ -150,7 +175,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("data_dir", "audit_checkpoint_file")
+    @field_validator("data_dir", "audit_checkpoint_file", "runtime_dir", "bot_wheelhouse")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().absolute()

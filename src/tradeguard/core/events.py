@@ -51,6 +51,19 @@ class EventName(StrEnum):
     RISK_ORDERS_CANCELED = "risk.orders.canceled"
     BOT_PROMOTED = "bot.promoted"
     BOT_PROMOTION_REFUSED = "bot.promotion.refused"
+    BOT_CREATED = "bot.created"
+    BOT_REMOVED = "bot.removed"
+    BOT_STARTED = "bot.started"
+    BOT_STOPPED = "bot.stopped"
+    BOT_CRASHED = "bot.crashed"
+    BOT_CRASH_LOOP = "bot.crash_loop"  # an alert: restarts gave up, the bot is halted
+    BOT_PACKAGE_INSTALLED = "bot.package.installed"
+    BOT_PACKAGE_REFUSED = "bot.package.refused"
+    ORDER_INTENT = "order.intent"  # durable before the order is sent
+    ORDER_CANCEL = "order.cancel"
+    ORDER_RECONCILED = "order.reconciled"  # what a restart found at the venue
+    GATEWAY_AUTH_FAILED = "gateway.auth.failed"
+    GATEWAY_VIOLATION = "gateway.violation"  # a bot sent garbage until it was cut off
     AUDIT_PRUNED = "audit.pruned"
     AUDIT_KEY_ROTATED = "audit.key.rotated"
 

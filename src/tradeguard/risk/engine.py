@@ -716,7 +716,7 @@ class RiskEngine:
                 record.meters.record.add(done.pnl)
             trips = self._evaluate([record])
             if self.store is not None:
-                self.store.save_fill(self._record(record), closed, self.clock.now())
+                self.store.save_fill(self._record(record), closed, self.clock.now(), trade)
             return trips
 
     def _settle_account(self, bot: _Bot, market: Market, trade: Trade, pnl: Decimal) -> None:

@@ -1,13 +1,14 @@
 """`GuardedVenue`: one venue account whose every order passes the risk engine.
 
-    guard = GuardedVenue(engine, venue, account="paper:alice", journal=store)
+    guard = GuardedVenue(engine, venue, account="paper:alice", journal=store, audit=log)
     order = await guard.submit("sma-eth", intent)      # RiskDenied, or the venue's order
     trips = await guard.on_trades(trades)               # fills -> breakers -> cancels/closes
     canceled = await halt(engine, [guard], Scope.bot("sma-eth"), actor=..., reason=...)
 
-This is the risk half of the order path; the gateway puts bot authentication and the audit
-log in front of it. An approved order is written to the journal before it is sent (so a halt
-from another process finds it) and stays booked until the venue says it ended. A halt sets the
+This is the risk half of the order path; the gateway puts bot authentication in front of it.
+An approved order is written to the journal (so a halt from another process finds it) and its
+intent to the audit log, durably, before it is sent; it stays booked until the venue says it
+ended. A halt sets the
 state first (new orders are refused from then on), waits for orders already on their way to the
 venue, then cancels every open order of the halted bots: when it returns, nothing of theirs is
 open and nothing new can be accepted.
@@ -21,7 +22,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
+from tradeguard.audit import AuditLog
 from tradeguard.core.errors import OrderNotFound, OrderOutcomeUnknown, VenueError
+from tradeguard.core.events import EventName
+from tradeguard.risk.book import ZERO, OpenOrder
 from tradeguard.risk.decisions import Denial, Reason, RiskDenied
 from tradeguard.risk.engine import RiskEngine, Trip
 from tradeguard.risk.intents import OrderIntent
@@ -29,7 +33,7 @@ from tradeguard.risk.states import Scope, TradingState
 from tradeguard.risk.store import SqlRiskStore, StoredOrder
 from tradeguard.venues.client_ids import new_client_order_id
 from tradeguard.venues.protocol import Venue
-from tradeguard.venues.types import Order, OrderRequest, Trade
+from tradeguard.venues.types import MarketKind, Order, OrderRequest, Trade
 
 __all__ = ["GuardedVenue", "halt"]
 
@@ -44,11 +48,13 @@ class GuardedVenue:
         *,
         account: str,
         journal: SqlRiskStore | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.engine = engine
         self.venue = venue
         self.account = account
         self.journal = journal
+        self.audit = audit
         self._owner: dict[str, str] = {}  # client order id -> bot
         self._sending: Counter[str] = Counter()  # bot -> orders on their way to the venue
         self._sent = asyncio.Condition()
@@ -77,6 +83,13 @@ class GuardedVenue:
                 state = self.engine.effective_state(bot)
                 if state is not TradingState.ACTIVE and state is not TradingState.REDUCING:
                     raise RiskDenied(Denial(Reason.HALTED, f"bot {bot} was halted just now"))
+            if self.audit is not None:
+                await self.audit.append_async(
+                    EventName.ORDER_INTENT,
+                    actor=f"bot:{bot}",
+                    subject=cid,
+                    details=_intent_details(self.account, request),
+                )
             order = await self.venue.create_order(request)
         except OrderOutcomeUnknown:
             raise  # stays booked: it may be open at the venue until reconciled
@@ -103,16 +116,78 @@ class GuardedVenue:
         self._ended(bot, client_order_id)
         return order
 
+    def owner(self, client_order_id: str) -> str | None:
+        """The bot whose open order this is, if it is one of ours."""
+        return self._owner.get(client_order_id)
+
     def _ended(self, bot: str, cid: str) -> None:
         self.engine.order_ended(bot, cid)
         self._owner.pop(cid, None)
         if self.journal is not None:
             self.journal.forget_order(cid)
 
+    # -- restarts ------------------------------------------------------------------------------
+
+    async def reconcile(self, bots: Iterable[str]) -> list[Order]:
+        """After a restart, before these bots may trade: look up every journaled order of
+        theirs on this account at the venue, book the ones still open, apply the fills the
+        ledger has not seen, and forget the orders that ended or never arrived. A venue that
+        cannot answer raises: the bots stay closed rather than trade on a guessed book."""
+        if self.journal is None:
+            return []
+        markets = await self.venue.load_markets()
+        found: list[Order] = []
+        for stored in self.journal.orders(bots):
+            if stored.account != self.account:
+                continue
+            try:
+                order = await self.venue.fetch_order(
+                    stored.symbol, client_order_id=stored.client_order_id
+                )
+            except OrderNotFound:
+                self.journal.forget_order(stored.client_order_id)
+                await self._reconciled(stored.bot, stored.client_order_id, "never reached")
+                continue
+            await self._adopt(self.journal, stored.bot, order, markets[stored.symbol].kind)
+            found.append(order)
+        return found
+
+    async def _adopt(self, journal: SqlRiskStore, bot: str, order: Order, kind: MarketKind) -> None:
+        cid = order.client_order_id or ""
+        trades = [
+            t for t in await self.venue.fetch_my_trades(order.symbol) if t.client_order_id == cid
+        ]
+        booked = journal.booked_fills(self.account, (t.trade_id for t in trades))
+        remaining = order.amount - sum((t.amount for t in trades if t.trade_id in booked), ZERO)
+        price = order.price or order.average or order.stop_price or ZERO
+        self.engine.restore_order(
+            bot, OpenOrder(cid, order.symbol, kind, order.side, remaining, price, order.reduce_only)
+        )
+        self._owner[cid] = bot
+        await self.on_trades([t for t in trades if t.trade_id not in booked])
+        if order.status.is_final and cid in self.engine.book(bot).orders:
+            self._ended(bot, cid)
+        await self._reconciled(bot, cid, order.status.value, filled=order.filled)
+
+    async def _reconciled(self, bot: str, cid: str, found: str, **details: Decimal) -> None:
+        log.info("reconciled order %s of bot %s on %s: %s", cid, bot, self.account, found)
+        if self.audit is not None:
+            await self.audit.append_async(
+                EventName.ORDER_RECONCILED,
+                actor="system",
+                subject=cid,
+                details={"bot": bot, "account": self.account, "found": found, **details},
+            )
+
     # -- fills and marks -----------------------------------------------------------------------
 
     async def on_trades(self, trades: Iterable[Trade]) -> list[Trip]:
-        """Book fills of our orders (others are ignored), run the breakers and act on trips."""
+        """Book fills of our orders (others are ignored, and so is a fill the ledger already
+        holds: a venue may report one twice), run the breakers and act on trips."""
+        trades = list(trades)
+        if self.journal is not None and trades:
+            booked = self.journal.booked_fills(self.account, (t.trade_id for t in trades))
+            trades = [t for t in trades if t.trade_id not in booked]
         trips: list[Trip] = []
         for trade in trades:
             bot = self._owner.get(trade.client_order_id or "")
@@ -168,6 +243,23 @@ class GuardedVenue:
             *(self.cancel(bot, order.symbol, order.client_order_id) for bot, order in mine)
         )
         return [order for order in results if order is not None]
+
+
+def _intent_details(account: str, request: OrderRequest) -> dict[str, str | bool | Decimal]:
+    details: dict[str, str | bool | Decimal] = {
+        "account": account,
+        "symbol": request.symbol,
+        "side": request.side.value,
+        "type": request.type.value,
+        "amount": request.amount,
+        "time_in_force": request.time_in_force.value,
+        "reduce_only": request.reduce_only,
+    }
+    if request.price is not None:
+        details["price"] = request.price
+    if request.stop_price is not None:
+        details["stop_price"] = request.stop_price
+    return details
 
 
 async def halt(

@@ -23,13 +23,23 @@ from tradeguard.risk.limits import Breakers, breakers_from, breakers_to_table
 from tradeguard.risk.metrics import EquityPeak, TradeRecord
 from tradeguard.risk.states import Scope, TradingState
 from tradeguard.store.engine import for_writing
-from tradeguard.store.models import RiskBot, RiskOrder, RiskState, RiskTrade, RiskTrip, RiskUser
+from tradeguard.store.models import (
+    RiskBot,
+    RiskFill,
+    RiskOrder,
+    RiskState,
+    RiskTrade,
+    RiskTrip,
+    RiskUser,
+)
+from tradeguard.venues.types import Trade
 
 _STATES = cast(sa.Table, RiskState.__table__)
 _TRIPS = cast(sa.Table, RiskTrip.__table__)
 _BOTS = cast(sa.Table, RiskBot.__table__)
 _TRADES = cast(sa.Table, RiskTrade.__table__)
 _ORDERS = cast(sa.Table, RiskOrder.__table__)
+_FILLS = cast(sa.Table, RiskFill.__table__)
 _USERS = cast(sa.Table, RiskUser.__table__)
 
 __all__ = [
@@ -107,7 +117,13 @@ class RiskStore(Protocol):
 
     def save_bot(self, record: BotRecord, at: datetime) -> None: ...
 
-    def save_fill(self, record: BotRecord, closed: Iterable[ClosedTrade], at: datetime) -> None: ...
+    def save_fill(
+        self,
+        record: BotRecord,
+        closed: Iterable[ClosedTrade],
+        at: datetime,
+        trade: Trade | None = None,
+    ) -> None: ...
 
     def load_user(self, name: str) -> UserMeters | None: ...
 
@@ -220,6 +236,22 @@ def load_book(text: str) -> tuple[BotBook, BotMeters]:
     return book, meters
 
 
+def _fill_row(record: BotRecord, trade: Trade) -> dict[str, Any]:
+    return {
+        "account": record.account,
+        "trade_id": trade.trade_id,
+        "client_order_id": trade.client_order_id or "",
+        "bot": record.name,
+        "symbol": trade.symbol,
+        "side": trade.side.value,
+        "amount": trade.amount,
+        "price": trade.price,
+        "fee": trade.fee,
+        "fee_currency": trade.fee_currency,
+        "filled_at": trade.at,
+    }
+
+
 class SqlRiskStore:
     """The risk tables of migration 0006, on SQLite or PostgreSQL."""
 
@@ -330,9 +362,19 @@ class SqlRiskStore:
         if done.rowcount == 0:
             conn.execute(sa.insert(table).values(name=record.name, promoted_at=None, **values))
 
-    def save_fill(self, record: BotRecord, closed: Iterable[ClosedTrade], at: datetime) -> None:
+    def save_fill(
+        self,
+        record: BotRecord,
+        closed: Iterable[ClosedTrade],
+        at: datetime,
+        trade: Trade | None = None,
+    ) -> None:
+        """The book after a fill, the trades it closed and the fill itself (the ledger), in one
+        transaction: a crash keeps all of it or none."""
         with self._write() as conn, conn.begin():
             self._upsert_bot(conn, record, at)
+            if trade is not None:
+                conn.execute(sa.insert(_FILLS).values(_fill_row(record, trade)))
             trades = [
                 {
                     "bot": record.name,
@@ -346,6 +388,15 @@ class SqlRiskStore:
             ]
             if trades:
                 conn.execute(sa.insert(_TRADES), trades)
+
+    def booked_fills(self, account: str, trade_ids: Iterable[str]) -> set[str]:
+        """Which of these fills on `account` are already in the ledger."""
+        ids = list(trade_ids)
+        query = sa.select(_FILLS.c.trade_id).where(
+            _FILLS.c.account == account, _FILLS.c.trade_id.in_(ids)
+        )
+        with self.engine.connect() as conn:
+            return set(conn.scalars(query)) if ids else set()
 
     def load_user(self, name: str) -> UserMeters | None:
         with self.engine.connect() as conn:

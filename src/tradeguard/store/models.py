@@ -488,3 +488,37 @@ class RiskOrder(Base):
     account: Mapped[str] = mapped_column(String(128))
     symbol: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class RiskFill(Base):
+    """Every fill booked to a bot (the ledger): a restart applies only fills not yet here, so a
+    reconciliation never books one twice. Written in the transaction that saves the book."""
+
+    __tablename__ = "risk_fills"
+
+    account: Mapped[str] = mapped_column(String(128), primary_key=True)
+    trade_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), index=True)
+    bot: Mapped[str] = mapped_column(String(64), index=True)
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(4))
+    amount: Mapped[Decimal] = mapped_column(DecimalText())
+    price: Mapped[Decimal] = mapped_column(DecimalText())
+    fee: Mapped[Decimal] = mapped_column(DecimalText())
+    fee_currency: Mapped[str] = mapped_column(String(32))
+    filled_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class BotRow(Base):
+    """A bot: its UUID (state dir, logs), its unique name (its id in the risk engine), whose it
+    is, which connection it trades on, and where its code was copied from."""
+
+    __tablename__ = "bots"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    user_name: Mapped[str] = mapped_column(String(64), index=True)
+    connection: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(Text())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
