@@ -31,6 +31,7 @@ from tradeguard.bots.packages import (
     PackageError,
     PackageInstallFailed,
     PackageRefused,
+    PlannedRequirement,
     RefusalReason,
     _pip_environment,
     install,
@@ -173,23 +174,33 @@ def test_a_denylisted_dependency_is_refused_and_removed_again(venv: Path, tmp_pa
     assert site_files(venv) == before  # carrier went too: the install as a whole was refused
 
 
-def test_a_package_with_a_startup_hook_is_refused_and_its_hook_removed(
-    venv: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("hook", "says"),
+    [
+        ("hooky.pth", "ships hooky.pth, which runs whenever the bot's Python starts"),
+        ("sitecustomize.py", "ships sitecustomize.py, which runs whenever"),
+        ("tradeguard/sdk/bot.py", "ships tradeguard/sdk/bot.py, which would replace part of"),
+    ],
+)
+def test_a_package_with_a_startup_hook_is_refused_and_removed(
+    venv: Path, tmp_path: Path, hook: str, says: str
 ) -> None:
     house = tmp_path / "house"
     house.mkdir()
-    make_wheel(house, "hooky", "1.0", {"hooky/__init__.py": "", "hooky.pth": "import hooky\n"})
+    make_wheel(house, "hooky", "1.0", {"hooky/__init__.py": "", hook: "import hooky\n"})
     settings = Settings(data_dir=tmp_path / "data", bot_wheelhouse=house)
     sink = MemorySink()
     plan = plan_install(requirements(tmp_path, "hooky\n"), settings=settings, events=sink, bot=BOT)
     before = site_files(venv)
 
-    with pytest.raises(PackageRefused, match=r"hooky 1\.0 ships hooky\.pth, which runs whenever"):
+    with pytest.raises(PackageRefused) as caught:
         install(plan, venv, settings=settings, events=sink, bot=BOT)
 
+    assert caught.value.message.startswith(f"installed hooky 1.0 {says}")
+    recreate = "recreate the bot's virtualenv" in caught.value.message
+    assert recreate == hook.startswith("tradeguard/")  # SDK files it overwrote are gone
     assert [e["reason"] for e in refused(sink)] == ["startup_hook"]
-    assert "hooky.pth" not in site_files(venv)
-    assert site_files(venv) == before
+    assert site_files(venv) == before  # the hook, the module and the dist-info are gone
 
 
 def test_an_sdist_is_never_built(venv: Path, tmp_path: Path) -> None:
@@ -277,6 +288,14 @@ def test_an_empty_plan_runs_nothing(tmp_path: Path, settings: Settings) -> None:
     # not a venv at all: nothing looks at it when there is nothing to install
     assert install(plan, tmp_path, settings=settings, events=sink, bot=BOT) == []
     assert sink.events == []
+
+
+def test_a_plan_made_by_hand_is_checked_again(tmp_path: Path, settings: Settings) -> None:
+    sink = MemorySink()
+    plan = InstallPlan("by hand", (PlannedRequirement(1, "pip", "pip"),))
+    with pytest.raises(PackageRefused, match="by hand line 1: pip is on the built-in denylist"):
+        install(plan, tmp_path, settings=settings, events=sink, bot=BOT)
+    assert [e["reason"] for e in refused(sink)] == ["denylisted"]
 
 
 def test_a_folder_that_is_no_venv_is_refused(tmp_path: Path, settings: Settings) -> None:

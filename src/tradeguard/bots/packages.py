@@ -206,7 +206,7 @@ class PlannedRequirement:
 
 @dataclass(frozen=True, slots=True)
 class InstallPlan:
-    """Requirements that passed the policy. Only `plan_install` makes one worth installing."""
+    """Requirements that passed the policy (`plan_install`); `install` checks them again."""
 
     source: str  # the file, for messages
     requirements: tuple[PlannedRequirement, ...]
@@ -563,6 +563,8 @@ def _hook_files(dist: _Dist) -> list[str]:
         top = file.split("/")[0]
         stem = top.removesuffix(".py")
         pth = "/" not in file and file.endswith(".pth")
+        if "__pycache__" in file:
+            continue  # compiled copies of what is reported anyway
         if pth or stem in _STARTUP_MODULES or top == "tradeguard":
             found.append(file)
     return found
@@ -661,6 +663,9 @@ def install(
     clock = clock or SystemClock()
     if not plan.requirements:
         return []
+    refusals = _recheck(plan, settings)
+    if refusals:  # a plan made by hand, or under other settings: the policy still holds
+        raise _refuse(refusals, events=events, clock=clock, bot=bot)
     site = _site_packages(venv)
     _check_pip()
     index_url = None
@@ -726,7 +731,7 @@ def install(
             clock=clock,
             bot=bot,
             suffix=f"; what this install added ({', '.join(d.name for d in changed)}) was "
-            f"removed from {venv} again",
+            f"removed from {venv} again" + _damage(changed, before),
         )
     installed = [Installed(d.name, d.version, d.name in plan.names) for d in changed]
     for item in installed:
@@ -745,6 +750,31 @@ def install(
     return installed
 
 
+def _recheck(plan: InstallPlan, settings: Settings) -> list[Refusal]:
+    refusals = []
+    for requirement in plan.requirements:
+        checked = _line_refusal(plan.source, requirement.line, requirement.text)
+        if isinstance(checked, Refusal):
+            refusals.append(checked)
+            continue
+        problem = name_problem(checked.name, settings)
+        if problem is not None:
+            reason, why = problem
+            message = f"{plan.source} line {requirement.line}: {why}"
+            refusals.append(Refusal(reason, message, checked.name, requirement.line))
+    return refusals
+
+
+def _damage(changed: list[_Dist], before: Mapping[str, _Dist]) -> str:
+    """What removing `changed` could not put back: an upgraded package's old version, or SDK
+    files a refused package overwrote."""
+    upgraded = any(d.name in before for d in changed)
+    sdk = any(f.startswith("tradeguard/") for d in changed for f in d.files)
+    if upgraded or sdk:
+        return "; recreate the bot's virtualenv before the next install (it is now incomplete)"
+    return ""
+
+
 def _installed_refusals(
     changed: list[_Dist], new_hooks: list[str], settings: Settings
 ) -> list[Refusal]:
@@ -760,15 +790,16 @@ def _installed_refusals(
         owned.update(hooks)
         if hooks:
             what = (
-                "which would replace part of the tradeguard SDK"
+                "which would replace part of the tradeguard SDK; a bot's packages may not "
+                "write there"
                 if hooks[0].startswith("tradeguard/")
-                else "which runs whenever the bot's Python starts"
+                else "which runs whenever the bot's Python starts (pip starts it on the host); "
+                "choose a package without start-up hooks"
             )
             refusals.append(
                 Refusal(
                     RefusalReason.STARTUP_HOOK,
-                    f"installed {dist.name} {dist.version} ships {hooks[0]}, {what}; choose a "
-                    "package without start-up hooks",
+                    f"installed {dist.name} {dist.version} ships {hooks[0]}, {what}",
                     dist.name,
                 )
             )
