@@ -34,38 +34,25 @@ _CREATE_RULESET_VERSION = 1
 _RULE_PATH_BENEATH = 1
 _PR_SET_NO_NEW_PRIVS = 38
 
-# Filesystem rights by the ABI that introduced them (linux/landlock.h).
+# Filesystem rights (linux/landlock.h). Every right of the kernel's ABI is handled, so what no
+# rule grants is denied: device nodes (MAKE_CHAR/BLOCK), renames across rules (REFER), ioctls.
 _EXECUTE, _WRITE_FILE, _READ_FILE, _READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-_REMOVE_DIR, _REMOVE_FILE, _MAKE_CHAR, _MAKE_DIR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
-_MAKE_REG, _MAKE_SOCK, _MAKE_FIFO, _MAKE_BLOCK, _MAKE_SYM = (
-    1 << 8,
+_REMOVE_DIR, _REMOVE_FILE, _MAKE_DIR, _MAKE_REG = 1 << 4, 1 << 5, 1 << 7, 1 << 8
+_MAKE_SOCK, _MAKE_FIFO, _MAKE_SYM, _TRUNCATE, _IOCTL_DEV = (
     1 << 9,
     1 << 10,
-    1 << 11,
     1 << 12,
+    1 << 14,
+    1 << 15,
 )
-_REFER, _TRUNCATE, _IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 _FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 5: (1 << 16) - 1}
 _NET_TCP = 0b11  # BIND_TCP | CONNECT_TCP, ABI 4: handled with no rule, so both are denied
 _SCOPE_ALL = 0b11  # abstract unix sockets | signals, ABI 6: nothing outside the domain
 # Rights that make sense on a file; a rule on a file with any other right is EINVAL.
 _FILE_RIGHTS = _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE | _IOCTL_DEV
-
 _READ = _READ_FILE | _READ_DIR
-# No MAKE_CHAR/BLOCK (device nodes) and no REFER (renames across rules) even where writable.
-_WRITE = (
-    _READ
-    | _WRITE_FILE
-    | _REMOVE_DIR
-    | _REMOVE_FILE
-    | _MAKE_DIR
-    | _MAKE_REG
-    | _MAKE_SOCK
-    | _MAKE_FIFO
-    | _MAKE_SYM
-    | _TRUNCATE
-)
-
+_MAKE = _MAKE_DIR | _MAKE_REG | _MAKE_SOCK | _MAKE_FIFO | _MAKE_SYM
+_WRITE = _READ | _WRITE_FILE | _TRUNCATE | _REMOVE_DIR | _REMOVE_FILE | _MAKE
 
 # seccomp: which syscalls create a process, per architecture (audit arch, clone, others).
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
@@ -78,12 +65,8 @@ _PROCESS_SYSCALLS = {
 
 
 class _SockFilter(ctypes.Structure):
-    _fields_ = [
-        ("code", ctypes.c_uint16),
-        ("jt", ctypes.c_uint8),
-        ("jf", ctypes.c_uint8),
-        ("k", ctypes.c_uint32),
-    ]
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8)]
+    _fields_ += [("k", ctypes.c_uint32)]
 
 
 class _SockFprog(ctypes.Structure):
@@ -91,11 +74,7 @@ class _SockFprog(ctypes.Structure):
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [
-        ("handled_access_fs", ctypes.c_uint64),
-        ("handled_access_net", ctypes.c_uint64),
-        ("scoped", ctypes.c_uint64),
-    ]
+    _fields_ = [(name, ctypes.c_uint64) for name in ("handled_fs", "handled_net", "scoped")]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -160,8 +139,7 @@ def _landlock(rules: Mapping[str, list[str]]) -> None:
     attr = _RulesetAttr(handled, _NET_TCP if abi >= 4 else 0, _SCOPE_ALL if abi >= 6 else 0)
     ruleset = _syscall(_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
     try:
-        exec_paths = list(rules.get("exec", []))
-        _add_paths(ruleset, exec_paths, _READ | _EXECUTE, handled)
+        _add_paths(ruleset, rules.get("exec", []), _READ | _EXECUTE, handled)
         _add_paths(ruleset, rules.get("read", []), _READ, handled)
         _add_paths(ruleset, rules.get("write", []), _WRITE, handled)
         # Only character devices the sandbox's own /dev holds; reading and writing them leaks
@@ -181,16 +159,15 @@ def _forbid_fork() -> None:
     if machine not in _PROCESS_SYSCALLS:
         raise SystemExit(f"cannot forbid fork on {machine}: refusing to run the bot")
     arch, clone, others = _PROCESS_SYSCALLS[machine]
-    ld_arch, ld_nr, ld_flags = 0x20, 0x20, 0x20  # BPF_LD|BPF_W|BPF_ABS at offsets 4, 0, 16
-    jeq, jset, jge, ret = 0x15, 0x45, 0x35, 0x06
+    ld, jeq, jset, jge, ret = 0x20, 0x15, 0x45, 0x35, 0x06  # ld is BPF_LD|BPF_W|BPF_ABS
     allow, kill = 0x7FFF0000, 0x80000000
     eagain, enosys = 0x00050000 | 11, 0x00050000 | 38  # SECCOMP_RET_ERRNO | errno
     program = [
         # Another ABI (i386 via int 0x80, x32's high numbers) would dodge the numbers below.
-        (ld_arch, 0, 0, 4),
+        (ld, 0, 0, 4),  # seccomp_data.arch
         (jeq, 1, 0, arch),
         (ret, 0, 0, kill),
-        (ld_nr, 0, 0, 0),
+        (ld, 0, 0, 0),  # seccomp_data.nr
         (jge, 0, 1, 0x40000000),
         (ret, 0, 0, kill),
         # clone3 hides its flags in memory a filter cannot read: ENOSYS makes libc use clone.
@@ -199,7 +176,7 @@ def _forbid_fork() -> None:
         *[insn for nr in others for insn in ((jeq, 0, 1, nr), (ret, 0, 0, eagain))],
         (jeq, 1, 0, clone),
         (ret, 0, 0, allow),
-        (ld_flags, 0, 0, 16),  # the low half of clone's first argument, the flags
+        (ld, 0, 0, 16),  # the low half of clone's first argument: its flags
         (jset, 1, 0, _CLONE_THREAD),
         (ret, 0, 0, eagain),
         (ret, 0, 0, allow),
