@@ -101,3 +101,23 @@ def test_risk_bench_reports_checks_fills_baseline_and_the_target() -> None:
     assert result["on_fill"]["closed_trades"] > 0
     assert result["target_p99_us"] == 50
     assert isinstance(result["meets_target"], bool)
+
+
+def test_order_path_bench_reports_echo_gateway_and_the_targets() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "order_path.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    result = json.loads(done.stdout)
+    assert result["mode"] == "quick"
+    for path in ("echo", "gateway"):
+        assert result[path]["one_in_flight"]["p99_us"] > 0
+        assert result[path]["in_flight_64"]["orders_per_s"] > 0
+    checks = result["checks"]
+    assert checks["denied"] == 0
+    assert checks["venue_orders"] == checks["audit_intents"] == checks["expected_each"]
+    assert result["targets"]["one_in_flight_p99_us"] == 1_000
+    assert set(result["meets_target"]) == {"p50", "p99", "throughput"}
