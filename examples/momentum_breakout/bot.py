@@ -22,8 +22,8 @@ class MomentumBreakout(Bot):
         params: dict[str, Any] = getattr(self, "params", {})
         self.lookback = int(params.get("lookback", 12))
         self.amount = Decimal(str(params.get("amount", "0.5")))
-        # bot.toml's `connection`; a bot created with another one passes its name here
-        self.venue = self.connection(str(params.get("connection", "paper")))
+        # the connection the bot was created with (`bots create --connection`)
+        self.venue = self.connection()
         if self.lookback < 2 or self.amount <= 0:
             raise ValueError("params: lookback must be at least 2 and amount positive")
         self.log.info("momentum breakout: lookback %d, amount %s", self.lookback, self.amount)

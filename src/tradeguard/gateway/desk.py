@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradeguard.core.errors import OrderNotFound
-from tradeguard.gateway.messages import Cancel, PlaceOrder, Query, Request
+from tradeguard.gateway.messages import Cancel, PlaceOrder, Query, Ready, Request
 from tradeguard.marketdata.candles import Candle, Timeframe
 from tradeguard.risk.engine import RiskEngine
 from tradeguard.risk.guard import GuardedVenue
@@ -145,6 +145,7 @@ class Desk:
                 {"name": name, "venue": self._accounts[acc].venue, "key": self._accounts[acc].key}
                 for name, acc in bot.connections.items()
             ],
+            "default_connection": next(iter(bot.connections), None),
             "clock": "simulated" if simulated else "real",
         }
 
@@ -164,6 +165,8 @@ class Desk:
             return await self._place(bot, request)
         if isinstance(request, Cancel):
             return await self._cancel(bot, request)
+        if isinstance(request, Ready):
+            return {}
         return await self._query(bot, request)
 
     async def _place(self, bot: BotIdentity, request: PlaceOrder) -> dict[str, Any]:

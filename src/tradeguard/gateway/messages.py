@@ -17,6 +17,7 @@ __all__ = [
     "Cancel",
     "PlaceOrder",
     "Query",
+    "Ready",
     "Request",
     "parse_request",
 ]
@@ -59,7 +60,16 @@ class Query:
     symbol: str | None
 
 
-Request = PlaceOrder | Cancel | Query
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """On a simulated clock: the bot has handled every event up to `at_ms` (a replay waits for
+    it before the next candle, so a fast feed cannot outrun the strategy)."""
+
+    id: int
+    at_ms: int
+
+
+Request = PlaceOrder | Cancel | Query | Ready
 
 _FIELDS: dict[str, tuple[set[str], set[str]]] = {  # op -> (required, optional) fields
     "order": (
@@ -71,6 +81,7 @@ _FIELDS: dict[str, tuple[set[str], set[str]]] = {  # op -> (required, optional) 
     "positions": ({"connection"}, set()),
     "balance": ({"connection"}, set()),
     "ping": (set(), set()),
+    "ready": ({"at_ms"}, set()),
 }
 
 
@@ -129,6 +140,11 @@ def _build(ident: int, op: str, message: dict[str, Any]) -> Request:
             _text(message, "time_in_force", optional=True) or "GTC",
             reduce_only,
         )
+    if op == "ready":
+        at_ms = message["at_ms"]
+        if isinstance(at_ms, bool) or not isinstance(at_ms, int) or not 0 <= at_ms < 2**53:
+            raise _Invalid("at_ms must be a time in UTC milliseconds")
+        return Ready(ident, at_ms)
     if op == "cancel":
         return Cancel(
             ident, str(_text(message, "connection")), str(_text(message, "client_order_id"))

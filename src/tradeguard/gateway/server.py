@@ -34,7 +34,7 @@ from tradeguard.bots.sdk import wire
 from tradeguard.core.errors import OrderNotFound, TradeguardError, VenueError
 from tradeguard.core.events import DomainEvent, EventName, EventSink
 from tradeguard.gateway.desk import BotIdentity, Desk, UnknownConnection
-from tradeguard.gateway.messages import BadRequest, parse_request
+from tradeguard.gateway.messages import BadRequest, Ready, parse_request
 from tradeguard.risk.decisions import RiskDenied
 from tradeguard.secrets.secret import Secret
 
@@ -99,9 +99,9 @@ class BotGateway:
         desk: Desk,
         *,
         path: Path,
-        token: Secret,
-        is_bot_process: Callable[[int], bool],
         events: EventSink,
+        token: Secret | None = None,
+        is_bot_process: Callable[[int], bool] | None = None,
         simulated: bool = False,
     ) -> None:
         self.bot = bot
@@ -115,6 +115,21 @@ class BotGateway:
         self._session: _Session | None = None
         self.connected = asyncio.Event()
         self.handled = 0  # requests answered, for status and tests
+        self.peer_pid: int | None = None  # the bot process connected now
+        self.ready_ms = -1  # on a simulated clock: events up to here are handled
+        self._ready = asyncio.Condition()
+
+    def expect(self, token: Secret, is_bot_process: Callable[[int], bool]) -> None:
+        """The token and process tree of the bot's next start; the old token stops working."""
+        if self._token is not None and self._token is not token:
+            self._token.wipe()
+        self._token = token
+        self._is_bot_process = is_bot_process
+
+    async def wait_ready(self, at_ms: int) -> None:
+        """Wait until the bot has handled the events up to `at_ms` (simulated clock only)."""
+        async with self._ready:
+            await self._ready.wait_for(lambda: self.ready_ms >= at_ms)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -164,8 +179,9 @@ class BotGateway:
         pid, uid, _gid = peer_credentials(sock)
         if uid != os.getuid():
             return f"peer runs as uid {uid}"
-        if not self._is_bot_process(pid):
+        if self._is_bot_process is None or not self._is_bot_process(pid):
             return f"peer pid {pid} is not this bot's process"
+        self.peer_pid = pid
         return None
 
     async def _hello(self, reader: asyncio.StreamReader) -> str | None:
@@ -177,6 +193,8 @@ class BotGateway:
         token = message.get("token")
         if message.get("op") != "hello" or not isinstance(token, str):
             return "first frame is not a hello with a token"
+        if self._token is None:
+            return "no bot start is expected"
         with self._token.reveal_text() as expected:
             if not hmac.compare_digest(token.encode(), expected.encode()):
                 return "wrong token"
@@ -258,6 +276,10 @@ class BotGateway:
     async def _answer(self, session: _Session, request: Any) -> None:
         try:
             reply = {"id": request.id, "ok": True, **await self.desk.handle(self.bot, request)}
+            if isinstance(request, Ready):
+                async with self._ready:
+                    self.ready_ms = max(self.ready_ms, request.at_ms)
+                    self._ready.notify_all()
         except asyncio.CancelledError:
             raise
         except Exception as error:

@@ -174,6 +174,7 @@ class Bot:
     symbols: tuple[str, ...]
     timeframe: str
     mode: str
+    params: dict[str, Any]
     log: logging.Logger
     state: State
     clock: Clock
@@ -185,6 +186,7 @@ class Bot:
         self.symbols = tuple(bot["symbols"])
         self.timeframe = bot["timeframe"]
         self.mode = bot["mode"]
+        self.params = dict(bot.get("params") or {})
         self.log = logging.getLogger(f"bot.{self.name}")
         self.state = State(state_dir / "state.json")
         self.clock = Clock(hello.get("clock") == "simulated")
@@ -192,9 +194,12 @@ class Bot:
             c["name"]: Connection(client, c["name"], c["venue"], c["key"])
             for c in hello["connections"]
         }
+        self._default_connection = hello.get("default_connection")
 
-    def connection(self, name: str) -> Connection:
-        """The named connection (`bot.toml` says which ones this bot may use)."""
+    def connection(self, name: str | None = None) -> Connection:
+        """The named connection, or without a name the one the bot was created with
+        (`bots create --connection`)."""
+        name = name or self._default_connection or ""
         try:
             return self._connections[name]
         except KeyError:

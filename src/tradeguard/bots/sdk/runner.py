@@ -81,6 +81,8 @@ async def _dispatch(bot: Bot, client: GatewayClient) -> None:
             bot.clock._advance(int(event["at_ms"]))
         if kind == "candle":
             await _call(bot.on_candle, Candle.from_wire(event["candle"]))
+            if bot.clock.simulated:  # a replay waits for this before its next candle
+                await client.request("ready", at_ms=int(event["at_ms"]))
         elif kind == "fill":
             await _call(bot.on_fill, Fill.from_wire(event["fill"]))
         elif kind == "order":
