@@ -14,7 +14,7 @@ from more_itertools import minmax
 
 from tradeguard.sdk import Bot, Candle, Fill, GatewayError, Order
 
-_DONE = {"closed", "canceled", "rejected", "expired"}
+_DONE = {"filled", "canceled", "rejected", "expired"}
 
 
 class MomentumBreakout(Bot):

@@ -649,13 +649,6 @@ def test_a_restart_reconciles_the_journal_with_the_venue_and_applies_each_fill_o
     assert world.engine.book("alpha").orders == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GuardedVenue._adopt (src/tradeguard/risk/guard.py) books a fill found at restart "
-    "through engine.on_fill, whose _settle_account moves the account's cash again, although "
-    "the balance the restart read from the venue (runtime._desk: add_account(..., "
-    "fetch_balance())) already holds that fill: the engine counts it twice",
-)
 def test_after_a_restart_the_engine_s_cash_agrees_with_the_venue_s_balance(
     make_world: WorldFactory,
 ) -> None:

@@ -244,16 +244,20 @@ class BotGateway:
     def _violation(self, session: _Session, problem: str) -> None:
         session.violations += 1
         if session.violations == VIOLATION_LIMIT or problem.startswith("the bot stopped"):
-            log.warning("gateway %s: cutting the bot off: %s", self.bot.name, problem)
-            self._audit(EventName.GATEWAY_VIOLATION, count=session.violations, last=problem)
+            self._audit_cutoff(session, problem)
+
+    def _audit_cutoff(self, session: _Session, problem: str) -> None:
+        log.warning("gateway %s: cutting the bot off: %s", self.bot.name, problem)
+        self._audit(EventName.GATEWAY_VIOLATION, count=session.violations, last=problem)
 
     async def _serve(self, session: _Session, reader: asyncio.StreamReader) -> None:
         while session.violations < VIOLATION_LIMIT:
             try:
                 body = await wire.read_frame(reader)
             except (wire.FrameError, OSError) as error:
-                session.violations = VIOLATION_LIMIT - 1
-                self._violation(session, str(error))
+                # The stream cannot be resynchronised after a bad length: cut off at once.
+                session.violations += 1
+                self._audit_cutoff(session, str(error))
                 return
             if body is None:
                 return

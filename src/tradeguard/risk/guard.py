@@ -150,6 +150,10 @@ class GuardedVenue:
                 continue
             await self._adopt(self.journal, stored.bot, order, markets[stored.symbol].kind)
             found.append(order)
+        if found:
+            # Booking the missed fills moved the engine's cash as well; the venue's balance
+            # already holds them. The venue is the authority on what the account has.
+            self.engine.set_balance(self.account, await self.venue.fetch_balance())
         return found
 
     async def _adopt(self, journal: SqlRiskStore, bot: str, order: Order, kind: MarketKind) -> None:

@@ -73,7 +73,7 @@ class Order:
     symbol: str
     side: str  # buy | sell
     type: str  # market | limit | ...
-    status: str  # open | closed | canceled | rejected | expired
+    status: str  # open | filled | canceled | rejected | expired
     amount: Decimal
     filled: Decimal
     price: Decimal | None
