@@ -52,7 +52,7 @@ def replay_file(tmp_path: Path) -> Path:
     return path
 
 
-BOT_PY = '''
+BOT_PY = """
 from decimal import Decimal
 from tradeguard.sdk import Bot
 
@@ -74,7 +74,7 @@ class Twice(Bot):
 
     async def on_stop(self):
         self.state["seen"] = self.seen
-'''
+"""
 
 BOT_TOML = """
 name = "twice"
