@@ -146,6 +146,27 @@ def test_a_crash_loop_halts_the_bot(home: CliRunner, tmp_path: Path) -> None:
     assert "ZeroDivisionError" in ok(home, "bots", "logs", "twice").output
 
 
+def test_a_bot_that_crashes_on_a_candle_is_restarted_and_the_replay_goes_on(
+    home: CliRunner, tmp_path: Path
+) -> None:
+    once = BOT_PY.replace(
+        "        self.seen += 1\n",
+        "        self.seen += 1\n"
+        "        if self.seen == 20 and not self.state.get('crashed'):\n"
+        "            self.state['crashed'] = True\n"
+        "            raise RuntimeError('strategy bug')\n",
+    )
+    ok(home, "bots", "create", "--from", str(bot_folder(tmp_path, once)))
+    ok(home, "bots", "run", "twice", "--replay", str(replay_file(tmp_path)))
+
+    state = state_of(tmp_path)
+    assert state["crashed"] is True
+    # restarted with a fresh count after candle 20, it saw the rest of the replay
+    assert state["seen"] == CANDLES - 20
+    assert audit_events(tmp_path).count("bot.crashed") == 1
+    assert "strategy bug" in ok(home, "bots", "logs", "twice").output
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -127,9 +127,11 @@ class BotGateway:
         self._is_bot_process = is_bot_process
 
     async def wait_ready(self, at_ms: int) -> None:
-        """Wait until the bot has handled the events up to `at_ms` (simulated clock only)."""
+        """Wait until the bot has handled the events up to `at_ms` (simulated clock only), or
+        its connection ended: a bot that crashed on a candle never acknowledges it, and the
+        replay goes on once it is back."""
         async with self._ready:
-            await self._ready.wait_for(lambda: self.ready_ms >= at_ms)
+            await self._ready.wait_for(lambda: self.ready_ms >= at_ms or self._session is None)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -233,6 +235,8 @@ class BotGateway:
         if self._session is session:
             self._session = None
             self.connected.clear()
+            async with self._ready:
+                self._ready.notify_all()
         for task in list(session.tasks):
             task.cancel()
         session.writer.close()
