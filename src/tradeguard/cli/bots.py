@@ -16,8 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,14 +23,11 @@ import sqlalchemy as sa
 import typer
 from rich.table import Table
 
-from tradeguard.audit import load_audit_keys
 from tradeguard.bots.registry import BotInfo, create_bot, find_bot, list_bots
 from tradeguard.bots.runtime import BotRuntime
 from tradeguard.cli.console import out
-from tradeguard.cli.open_audit import open_audit_log
+from tradeguard.cli.open_audit import opened_for_change
 from tradeguard.cli.risk import bots_app
-from tradeguard.cli.settings import cli_settings
-from tradeguard.cli.store import open_store
 from tradeguard.config import Settings
 from tradeguard.core.errors import ConfigError
 from tradeguard.marketdata.candles import Candle
@@ -56,17 +51,7 @@ SpeedOpt = Annotated[
 ]
 
 
-@contextmanager
-def _opened() -> Iterator[tuple[Settings, sa.Engine, Any]]:
-    settings = cli_settings()
-    keys = load_audit_keys(settings)
-    store = open_store(settings)
-    audit = open_audit_log(settings, store.engine, keys)
-    try:
-        yield settings, store.engine, audit
-    finally:
-        audit.close()
-        store.engine.dispose()
+_opened = opened_for_change
 
 
 def _default_user(db: sa.Engine) -> str:

@@ -19,13 +19,11 @@ import sqlalchemy as sa
 import typer
 from rich.table import Table
 
-from tradeguard.audit import AuditLog, load_audit_keys
+from tradeguard.audit import AuditLog
 from tradeguard.cli.console import err, out
 from tradeguard.cli.inputs import BadInput
-from tradeguard.cli.open_audit import open_audit_log
+from tradeguard.cli.open_audit import opened_for_change
 from tradeguard.cli.open_vault import opened_vault
-from tradeguard.cli.settings import cli_settings
-from tradeguard.cli.store import open_store
 from tradeguard.config import Settings
 from tradeguard.core.errors import OrderNotFound, TradeguardError
 from tradeguard.core.events import DomainEvent, EventName
@@ -64,16 +62,8 @@ class _Risk:
 
 @contextmanager
 def _opened() -> Iterator[_Risk]:
-    settings = cli_settings()
-    keys = load_audit_keys(settings)  # before the store is touched: a missing key changes nothing
-    store = open_store(settings)
-    audit = open_audit_log(settings, store.engine, keys)
-    try:
-        with ExitStack() as resources:
-            yield _Risk(settings, store.engine, audit, SqlRiskStore(store.engine), resources)
-    finally:
-        audit.close()
-        store.engine.dispose()
+    with opened_for_change() as (settings, db, audit), ExitStack() as resources:
+        yield _Risk(settings, db, audit, SqlRiskStore(db), resources)
 
 
 def _scope(all_: bool, user: str | None, bot: str | None) -> Scope:

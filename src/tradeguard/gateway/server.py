@@ -163,7 +163,10 @@ class BotGateway:
         session = self._session
         if session is not None and not session.send(event):
             self._violation(session, "the bot stopped reading its events")
-            asyncio.get_running_loop().create_task(self._cut(session))
+            # deliver() is called from plain code; the session's task set keeps the cut alive
+            cut = asyncio.get_running_loop().create_task(self._cut(session))
+            session.tasks.add(cut)
+            cut.add_done_callback(session.tasks.discard)
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -238,7 +241,8 @@ class BotGateway:
             async with self._ready:
                 self._ready.notify_all()
         for task in list(session.tasks):
-            task.cancel()
+            if task is not asyncio.current_task():
+                task.cancel()
         session.writer.close()
         with contextlib.suppress(OSError):
             await session.writer.wait_closed()
