@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "EventClock", "ManualClock", "SystemClock"]
 
 
 class Clock(Protocol):
@@ -47,3 +47,31 @@ class ManualClock:
             raise ValueError("a clock does not go backwards")
         self._now += timedelta(seconds=seconds)
         self._mono += seconds
+
+
+class EventClock:
+    """Simulated time that jumps to each event's time (UTC milliseconds), for backtests: setting
+    it costs an assignment, and `now()` builds the datetime only when someone asks."""
+
+    def __init__(self, ms: int) -> None:
+        self._ms = ms
+        self._at: datetime | None = None
+
+    def set_ms(self, ms: int) -> None:
+        if ms < self._ms:
+            raise ValueError("a clock does not go backwards")
+        if ms != self._ms:
+            self._ms = ms
+            self._at = None
+
+    @property
+    def ms(self) -> int:
+        return self._ms
+
+    def now(self) -> datetime:
+        if self._at is None:
+            self._at = datetime.fromtimestamp(self._ms / 1000, UTC)
+        return self._at
+
+    def monotonic(self) -> float:
+        return self._ms / 1000

@@ -14,14 +14,16 @@ turns orders, fills and positions into the plain dicts the SDK reads.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from tradeguard.core.errors import OrderNotFound
+from tradeguard.core.errors import OrderNotFound, TradeguardError, VenueError
 from tradeguard.gateway.messages import Cancel, PlaceOrder, Query, Ready, Request
 from tradeguard.marketdata.candles import Candle, Timeframe
+from tradeguard.risk.decisions import RiskDenied
 from tradeguard.risk.engine import RiskEngine
 from tradeguard.risk.guard import GuardedVenue
 from tradeguard.risk.intents import OrderIntent
@@ -29,7 +31,7 @@ from tradeguard.venues.client_ids import new_client_order_id
 from tradeguard.venues.paper.venue import PaperVenue
 from tradeguard.venues.types import Order, Trade
 
-__all__ = ["BotIdentity", "Deliver", "Desk", "UnknownConnection", "order_event"]
+__all__ = ["BotIdentity", "Deliver", "Desk", "UnknownConnection", "order_event", "refusal"]
 
 log = logging.getLogger("tradeguard.gateway")
 
@@ -38,6 +40,26 @@ Deliver = Callable[[dict[str, Any]], None]
 
 class UnknownConnection(LookupError):
     """A bot named a connection it may not use."""
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def refusal(error: Exception) -> tuple[str, str]:
+    """(code, message) of the error reply for a refused request; messages are ours and name
+    no secret. `internal` for anything unexpected (the caller logs it)."""
+    if isinstance(error, RiskDenied):
+        return f"risk.{error.denial.reason.value}", error.denial.message
+    if isinstance(error, UnknownConnection):
+        return "bad_request", str(error)
+    if isinstance(error, OrderNotFound):
+        return "not_found", str(error)
+    if isinstance(error, VenueError):
+        return f"venue.{_snake(type(error).__name__)}", str(error)
+    if isinstance(error, TradeguardError):
+        return _snake(type(error).__name__), str(error)
+    return "internal", "the gateway could not handle this request; it is logged"
 
 
 @dataclass(frozen=True)
@@ -108,8 +130,14 @@ def _candle_event(symbol: str, timeframe: str, candle: Candle) -> dict[str, Any]
 
 
 class Desk:
-    def __init__(self, engine: RiskEngine) -> None:
+    """`client_ids` makes the client order ids (random by default; a backtest passes a
+    counter, so that the same run gives the same ids)."""
+
+    def __init__(
+        self, engine: RiskEngine, *, client_ids: Callable[[], str] = new_client_order_id
+    ) -> None:
         self.engine = engine
+        self._client_ids = client_ids
         self._accounts: dict[str, _Account] = {}
         self._bots: dict[str, tuple[BotIdentity, Deliver]] = {}
 
@@ -172,7 +200,7 @@ class Desk:
     async def _place(self, bot: BotIdentity, request: PlaceOrder) -> dict[str, Any]:
         name, account = self._account(bot, request.connection)
         intent = OrderIntent(
-            new_client_order_id(),
+            self._client_ids(),
             request.symbol,
             request.side,
             request.type,
@@ -256,13 +284,7 @@ class Desk:
     async def on_candle(self, symbol: str, timeframe: str, candle: Candle) -> None:
         """A closed candle: paper accounts fill what it triggers, marks and breakers move,
         then the bots that follow the symbol see it."""
-        for account, entry in self._accounts.items():
-            venue = entry.guard.venue
-            if isinstance(venue, PaperVenue) and symbol in await venue.load_markets():
-                trades = await venue.on_candle(symbol, candle)
-                if trades:
-                    await self.on_trades(account, trades)
-            await entry.guard.on_close(symbol, candle.close)
+        await self.settle(symbol, candle)
         at_ms = candle.ts_ms + Timeframe.parse(timeframe).ms
         event = {
             "event": "candle",
@@ -272,3 +294,14 @@ class Desk:
         for bot, deliver in self._bots.values():
             if symbol in bot.symbols and timeframe == bot.timeframe:
                 deliver(event)
+
+    async def settle(self, symbol: str, candle: Candle) -> None:
+        """What a closed candle does before any bot sees it: paper accounts fill the orders it
+        reaches (their bots get the fill events), then marks, zones and breakers move."""
+        for account, entry in self._accounts.items():
+            venue = entry.guard.venue
+            if isinstance(venue, PaperVenue) and symbol in await venue.load_markets():
+                trades = await venue.on_candle(symbol, candle)
+                if trades:
+                    await self.on_trades(account, trades)
+            await entry.guard.on_close(symbol, candle.close)

@@ -23,7 +23,6 @@ import contextlib
 import hmac
 import logging
 import os
-import re
 import socket
 import struct
 from collections.abc import Callable
@@ -31,11 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from tradeguard.bots.sdk import wire
-from tradeguard.core.errors import OrderNotFound, TradeguardError, VenueError
 from tradeguard.core.events import DomainEvent, EventName, EventSink
-from tradeguard.gateway.desk import BotIdentity, Desk, UnknownConnection
+from tradeguard.gateway.desk import BotIdentity, Desk, refusal
 from tradeguard.gateway.messages import BadRequest, Ready, parse_request
-from tradeguard.risk.decisions import RiskDenied
 from tradeguard.secrets.secret import Secret
 
 __all__ = ["MAX_IN_FLIGHT", "VIOLATION_LIMIT", "BotGateway", "peer_credentials"]
@@ -54,25 +51,6 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
     pid, uid, gid = _UCRED.unpack(raw)
     return pid, uid, gid
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _refusal(error: Exception) -> tuple[str, str]:
-    """(code, message) for an error reply; messages are ours and name no secret."""
-    if isinstance(error, RiskDenied):
-        return f"risk.{error.denial.reason.value}", error.denial.message
-    if isinstance(error, UnknownConnection):
-        return "bad_request", str(error)
-    if isinstance(error, OrderNotFound):
-        return "not_found", str(error)
-    if isinstance(error, VenueError):
-        return f"venue.{_snake(type(error).__name__)}", str(error)
-    if isinstance(error, TradeguardError):
-        return _snake(type(error).__name__), str(error)
-    return "internal", "the gateway could not handle this request; it is logged"
 
 
 class _Session:
@@ -295,7 +273,7 @@ class BotGateway:
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            code, message = _refusal(error)
+            code, message = refusal(error)
             if code == "internal":
                 log.exception("gateway %s: request %s failed", self.bot.name, request.id)
             reply = {"id": request.id, "ok": False, "error": {"code": code, "message": message}}

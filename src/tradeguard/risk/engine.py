@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -25,7 +25,7 @@ from enum import StrEnum
 from tradeguard.core.clock import Clock, SystemClock
 from tradeguard.core.errors import ConfigError, MarketDataError
 from tradeguard.core.events import Detail, DomainEvent, EventName, EventSink, LogSink
-from tradeguard.risk.book import BotBook, OpenOrder
+from tradeguard.risk.book import BotBook, ClosedTrade, OpenOrder
 from tradeguard.risk.breakers import BotMeters, Reading, UserMeters, judge
 from tradeguard.risk.decisions import Approval, Denial, Reason
 from tradeguard.risk.intents import OrderIntent, parse
@@ -147,6 +147,9 @@ class RiskEngine:
         self._accounts: dict[str, _Account] = {}
         self._users: dict[str, _User] = {}
         self._bots: dict[str, _Bot] = {}
+        # Told of every closed trade (bot, trade), after the breakers counted it: a backtest
+        # reports the engine's own trades rather than a second bookkeeping of its own.
+        self.on_closed: Callable[[str, ClosedTrade], None] | None = None
         if store is not None:
             self._states.update(store.load_states())
 
@@ -714,6 +717,9 @@ class RiskEngine:
             record.account.marks[trade.symbol] = trade.price
             for done in closed:
                 record.meters.record.add(done.pnl)
+            if self.on_closed is not None:
+                for done in closed:
+                    self.on_closed(bot, done)
             trips = self._evaluate([record])
             if self.store is not None:
                 self.store.save_fill(self._record(record), closed, self.clock.now(), trade)

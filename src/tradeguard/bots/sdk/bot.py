@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .client import GatewayClient
+from .client import Requester
 from .types import Balance, Candle, Fill, Order, Position
 
 __all__ = ["Bot", "Clock", "Connection", "State"]
@@ -34,7 +34,7 @@ class Connection:
 
     __slots__ = ("_client", "key", "name", "venue")
 
-    def __init__(self, client: GatewayClient, name: str, venue: str, key: str) -> None:
+    def __init__(self, client: Requester, name: str, venue: str, key: str) -> None:
         self._client = client
         self.name = name
         self.venue = venue
@@ -103,10 +103,13 @@ class Connection:
 
 class State:
     """A small key-value store of JSON values, saved in the bot's state dir after every change
-    (atomically: a crash leaves the old or the new state, never half of one)."""
+    (atomically: a crash leaves the old or the new state, never half of one). `durable` also
+    syncs each save to disk (survives a power cut); a replay or backtest, whose state is
+    thrown away with it, skips that."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
         self._path = path
+        self._durable = durable
         self._data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -140,8 +143,9 @@ class State:
         try:
             with os.fdopen(fd, "w") as out:
                 out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
+                if self._durable:
+                    out.flush()
+                    os.fsync(out.fileno())
             os.replace(tmp, self._path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -180,7 +184,7 @@ class Bot:
     clock: Clock
     _connections: dict[str, Connection]
 
-    def _attach(self, hello: dict[str, Any], client: GatewayClient, state_dir: Path) -> None:
+    def _attach(self, hello: dict[str, Any], client: Requester, state_dir: Path) -> None:
         bot = hello["bot"]
         self.name = bot["name"]
         self.symbols = tuple(bot["symbols"])
@@ -188,8 +192,9 @@ class Bot:
         self.mode = bot["mode"]
         self.params = dict(bot.get("params") or {})
         self.log = logging.getLogger(f"bot.{self.name}")
-        self.state = State(state_dir / "state.json")
-        self.clock = Clock(hello.get("clock") == "simulated")
+        simulated = hello.get("clock") == "simulated"
+        self.state = State(state_dir / "state.json", durable=not simulated)
+        self.clock = Clock(simulated)
         self._connections = {
             c["name"]: Connection(client, c["name"], c["venue"], c["key"])
             for c in hello["connections"]

@@ -6,14 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from typing import Any
+from typing import Any, Protocol
 
 from . import wire
 from .types import GatewayError, OrderRejected
 
-__all__ = ["GatewayClient"]
+__all__ = ["GatewayClient", "Requester"]
 
 _CLOSED = {"event": "closed"}
+
+
+class Requester(Protocol):
+    """What a `Connection` sends its requests through: the gateway socket, or in a backtest
+    the same desk called in-process."""
+
+    async def request(self, op: str, **args: Any) -> dict[str, Any]: ...
 
 
 class GatewayClient:

@@ -29,7 +29,7 @@ from .bot import Bot
 from .client import GatewayClient
 from .types import Candle, Fill, Order
 
-__all__ = ["load_bot_class", "main"]
+__all__ = ["call", "deliver", "load_bot_class", "main"]
 
 log = logging.getLogger("tradeguard.sdk")
 
@@ -66,30 +66,40 @@ def load_bot_class(bot_dir: Path) -> type[Bot]:
     return found[0]
 
 
-async def _call(callback: Any, *args: Any) -> None:
+async def call(callback: Any, *args: Any) -> None:
+    """Call a bot callback, sync or async."""
     result = callback(*args)
     if inspect.isawaitable(result):
         await result
 
 
+async def deliver(bot: Bot, event: dict[str, Any]) -> bool:
+    """Hand one gateway event to the bot (the clock first moves to its time); False once the
+    bot is to stop. A backtest delivers fills and order updates with this too."""
+    kind = event.get("event")
+    if "at_ms" in event:
+        bot.clock._advance(int(event["at_ms"]))
+    if kind == "candle":
+        await call(bot.on_candle, Candle.from_wire(event["candle"]))
+    elif kind == "fill":
+        await call(bot.on_fill, Fill.from_wire(event["fill"]))
+    elif kind == "order":
+        await call(bot.on_order_update, Order.from_wire(event["order"]))
+    elif kind in ("stop", "closed"):
+        log.info("stopping: %s", event.get("reason", kind))
+        return False
+    return True
+
+
 async def _dispatch(bot: Bot, client: GatewayClient) -> None:
-    await _call(bot.on_start)
+    await call(bot.on_start)
     while True:
         event = await client.events.get()
-        kind = event.get("event")
-        if "at_ms" in event:
-            bot.clock._advance(int(event["at_ms"]))
-        if kind == "candle":
-            await _call(bot.on_candle, Candle.from_wire(event["candle"]))
-            if bot.clock.simulated:  # a replay waits for this before its next candle
-                await client.request("ready", at_ms=int(event["at_ms"]))
-        elif kind == "fill":
-            await _call(bot.on_fill, Fill.from_wire(event["fill"]))
-        elif kind == "order":
-            await _call(bot.on_order_update, Order.from_wire(event["order"]))
-        elif kind in ("stop", "closed"):
-            log.info("stopping: %s", event.get("reason", kind))
+        if not await deliver(bot, event):
             return
+        if event.get("event") == "candle" and bot.clock.simulated:
+            # a replay waits for this before its next candle
+            await client.request("ready", at_ms=int(event["at_ms"]))
 
 
 async def _run(args: argparse.Namespace, token: str) -> int:
@@ -110,7 +120,7 @@ async def _run(args: argparse.Namespace, token: str) -> int:
         log.exception("the bot raised; stopping")
         status = 1
     try:
-        await _call(bot.on_stop)
+        await call(bot.on_stop)
     except Exception:
         log.exception("on_stop raised")
         status = 1

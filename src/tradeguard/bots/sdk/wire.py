@@ -19,11 +19,12 @@ import struct
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["MAX_FRAME", "PROTOCOL", "FrameError", "decode", "encode", "read_frame"]
+__all__ = ["HEADER_SIZE", "MAX_FRAME", "PROTOCOL", "FrameError", "decode", "encode", "read_frame"]
 
 PROTOCOL = 1
 MAX_FRAME = 64 * 1024  # a bigger frame is a violation: no message of ours comes near it
 _HEADER = struct.Struct(">I")
+HEADER_SIZE = _HEADER.size  # the length prefix before each JSON body
 
 
 class FrameError(Exception):
