@@ -4,6 +4,12 @@ its sandboxed process under supervision, and a candle feed driving all of it.
     runtime = BotRuntime(settings, db, audit, info, replay={"ETH/BTC": candles})
     await runtime.run(stop)        # until the replay ends, `stop` is set or a crash loop
 
+`after_candle(symbol, candle)`, if given, is awaited after each replayed candle has gone
+through the desk (paper fills, marks, breakers) and the bot has handled it (or its connection
+ended): a display or a recorder reads `engine` (book, equity, breaker readings) and `venue` (the
+paper account) there, while the bot waits for the next candle. It runs on the feed's task, so a
+slow one slows the replay.
+
 Paper connections trade on the paper venue (account `paper:<user>`); a replay runs on a
 simulated clock and waits for the bot to handle each candle before the next (`ready`), so a
 replay is as deterministic as a backtest. Status (process, restarts, resource usage, orders
@@ -17,7 +23,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +59,8 @@ log = logging.getLogger("tradeguard.bots")
 STATUS_EVERY_S = 2.0
 CONNECT_TIMEOUT_S = 60.0
 
+AfterCandle = Callable[[str, Candle], Awaitable[None]]  # see the module docstring
+
 
 def write_status(path: Path, status: Mapping[str, Any]) -> None:
     """Atomically: `bots status` never reads half a file."""
@@ -73,6 +81,7 @@ class BotRuntime:
         *,
         replay: Mapping[str, Sequence[Candle]],
         speed: float = 0.0,
+        after_candle: AfterCandle | None = None,
     ) -> None:
         if info.connection != "paper":
             raise ConfigError(
@@ -91,11 +100,14 @@ class BotRuntime:
             raise ConfigError(f"no candles for {', '.join(sorted(missing))} to replay")
         self.replay = replay
         self.speed = speed
+        self.after_candle = after_candle
         self.clock: Clock = ManualClock(_start_of(replay))
         self.account = f"paper:{info.user}"
         self.gateway: BotGateway | None = None
         self.process: BotProcess | None = None
         self.engine: RiskEngine | None = None
+        self.venue: PaperVenue | None = None  # the paper account, once `run` has set it up
+        self.crashes = 0  # non-zero exits of the bot's process during `run`
 
     # -- wiring --------------------------------------------------------------------------------
 
@@ -123,6 +135,7 @@ class BotRuntime:
             mode=Mode(self.info.mode),
         )
         self.engine = engine
+        self.venue = venue
         guard = GuardedVenue(engine, venue, account=self.account, journal=store, audit=self.audit)
         desk = Desk(engine)
         desk.add_account(self.account, guard, venue="paper", key="paper***")
@@ -146,6 +159,7 @@ class BotRuntime:
         self.audit.emit(DomainEvent(name, self.clock.now(), "system", self.info.id, details))
 
     def _on_crash(self, code: int, gave_up: bool) -> None:
+        self.crashes += 1
         self._emit(EventName.BOT_CRASHED, exit=code)
         if gave_up and self.engine is not None:
             self._emit(EventName.BOT_CRASH_LOOP, crashes=self.settings.bot_crash_limit)
@@ -208,11 +222,14 @@ class BotRuntime:
         async for symbol, candle in feed:
             if done.is_set():
                 return
-            await asyncio.wait_for(gateway.connected.wait(), CONNECT_TIMEOUT_S)
+            if not gateway.connected.is_set():  # wait_for costs a task a candle; skip it
+                await asyncio.wait_for(gateway.connected.wait(), CONNECT_TIMEOUT_S)
             await desk.on_candle(symbol, timeframe, candle)
             if symbol in self.manifest.symbols:
                 at_ms = candle.ts_ms + feed.timeframe.ms
                 await gateway.wait_ready(at_ms)
+            if self.after_candle is not None:
+                await self.after_candle(symbol, candle)
 
     async def _status(self, done: asyncio.Event) -> None:
         while not done.is_set():
