@@ -3,10 +3,14 @@ asserted here (timings in tests are noise, not evidence)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).parents[2]
 
@@ -121,3 +125,72 @@ def test_order_path_bench_reports_echo_gateway_and_the_targets() -> None:
     assert checks["venue_orders"] == checks["audit_intents"] == checks["expected_each"]
     assert result["targets"]["one_in_flight_p99_us"] == 1_000
     assert set(result["meets_target"]) == {"p50", "p99", "throughput"}
+
+
+@pytest.fixture(scope="module")
+def backtest_result() -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "backtest.py"),
+            "--bars",
+            "3000",
+            "--peer-bars",
+            "3000",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_backtest_bench_reports_the_plain_loop_and_the_target(
+    backtest_result: dict[str, Any],
+) -> None:
+    result = backtest_result
+    assert result["bars"] == result["data"]["bars"] == 3000
+    assert len(result["data"]["sources"]) == 6
+    plain = result["plain_loop"]
+    assert plain["bars"] == 3000
+    assert plain["bars_per_second"] > 0
+    assert plain["trades"] > 0
+    assert plain["peak_rss_mb"] > 0
+    assert result["trades_on_prefix"]["plain_loop"] == plain["trades"]  # the prefix is all bars
+    assert result["trades_agree"]["prefix_bars"] == 3000
+    assert result["target"]["bars_per_second"] == 500_000
+    assert isinstance(result["met"], bool)
+    assert "trade_list" not in plain  # the lists are compared, not printed
+
+
+def test_backtest_bench_backtrader_makes_the_plain_loops_trades(
+    backtest_result: dict[str, Any],
+) -> None:
+    if importlib.util.find_spec("backtrader") is None:
+        assert "not installed" in backtest_result["backtrader"]["skipped"]
+        pytest.skip("backtrader is not installed (the bench extra: pip install '.[bench]')")
+    figures = backtest_result["backtrader"]
+    assert figures["bars"] == 3000
+    assert figures["bars_per_second"] >= figures["bars_per_second_with_preload"] > 0
+    assert figures["peak_rss_mb"] > 0
+    assert figures["trades"] == backtest_result["plain_loop"]["trades"]
+    assert backtest_result["trades_agree"]["plain_loop_vs_backtrader"] is True
+
+
+def test_backtest_bench_tradeguard_makes_the_plain_loops_trades(
+    backtest_result: dict[str, Any],
+) -> None:
+    if not (ROOT / "src" / "tradeguard" / "backtest" / "__init__.py").exists():
+        assert "skipped" in backtest_result["tradeguard"]
+        pytest.skip("src/tradeguard/backtest does not exist yet")
+    figures = backtest_result["tradeguard"]
+    assert figures["bars_per_second"] > 0
+    assert figures["seconds"] > 0
+    assert figures["peak_rss_mb"] > 0
+    assert figures["trades"] == backtest_result["plain_loop"]["trades"]
+    agree = backtest_result["trades_agree"]
+    assert agree["plain_loop_vs_tradeguard"] is True
+    assert agree["plain_loop_vs_tradeguard_all_bars"] is True
