@@ -94,15 +94,17 @@ class Limits:
 @dataclass(frozen=True)
 class SandboxSpec:
     """One bot's sandbox. `runtime_dir` is the bot's own runtime dir (its gateway socket and
-    nothing else: every file in it is visible to the bot). `python_prefix` is the installation
-    the virtualenv was made from."""
+    nothing else: every file in it is visible to the bot; a backtest has none). `python_prefix`
+    is the installation the virtualenv was made from. `extra_read` are more files or dirs the
+    bot may read (a backtest's candle file, tradeguard's own source)."""
 
     venv: Path
     code_dir: Path
     state_dir: Path
-    runtime_dir: Path
+    runtime_dir: Path | None
     limits: Limits
     python_prefix: Path = field(default_factory=lambda: Path(sys.base_prefix))
+    extra_read: tuple[Path, ...] = ()
 
     @classmethod
     def from_settings(
@@ -111,13 +113,19 @@ class SandboxSpec:
         return cls(venv, code_dir, state_dir, runtime_dir, Limits.from_settings(settings))
 
     def bot_paths(self) -> dict[str, Path]:
-        return {
+        paths = {
             "virtualenv": self.venv,
             "code dir": self.code_dir,
             "state dir": self.state_dir,
-            "runtime dir": self.runtime_dir,
             "Python installation": self.python_prefix,
         }
+        if self.runtime_dir is not None:
+            paths["runtime dir"] = self.runtime_dir
+        return paths
+
+    def read_only(self) -> list[Path]:
+        """What the bot may read besides the system and Python: venv, code and the extras."""
+        return [self.venv, self.code_dir, *self.extra_read]
 
 
 def find_bwrap() -> Path | None:
@@ -194,6 +202,9 @@ def _checked(spec: SandboxSpec) -> None:
             raise SandboxUnavailable(
                 f"the bot's {what} {path} is not a directory: create it before starting the bot"
             )
+    for path in spec.extra_read:
+        if not path.is_absolute() or not path.exists():
+            raise SandboxUnavailable(f"{path} is not an absolute path to something that exists")
     if not (spec.venv / "pyvenv.cfg").is_file():
         raise SandboxUnavailable(
             f"{spec.venv} is not a virtualenv (no pyvenv.cfg): recreate the bot's environment"
@@ -231,7 +242,9 @@ def command(spec: SandboxSpec, argv: list[str]) -> list[str]:
     for site in map(str, _site_packages(spec.python_prefix)):
         args += ["--tmpfs", site, "--remount-ro", site]
     # Parents before children, should one of the bot's dirs hold another.
-    bot_dirs = [(spec.venv, False), (spec.code_dir, False), (spec.runtime_dir, False)]
+    bot_dirs = [(path, False) for path in spec.read_only()]
+    if spec.runtime_dir is not None:
+        bot_dirs.append((spec.runtime_dir, False))
     bot_dirs.append((spec.state_dir, True))
     bot_dirs.sort(key=lambda item: len(item[0].parts))
     for path, writable in bot_dirs:
@@ -263,7 +276,7 @@ def policy(spec: SandboxSpec) -> dict[str, Any]:
         },
         "no_fork": True,
         "landlock": {
-            "read": [*system, str(prefix), str(spec.venv), str(spec.code_dir)],
+            "read": [*system, str(prefix), *map(str, spec.read_only())],
             "exec": [str(prefix / "bin"), str(spec.venv / "bin")],
             "write": [str(spec.state_dir)],
         },
