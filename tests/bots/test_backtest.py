@@ -81,17 +81,17 @@ def _gap(lines: list[str]) -> list[str]:
 
 
 def _duplicate(lines: list[str]) -> list[str]:
-    return lines[:10] + [lines[9]] + lines[10:]
+    return [*lines[:10], lines[9], *lines[10:]]
 
 
 def _unsorted(lines: list[str]) -> list[str]:
-    return lines[:10] + [lines[5]] + lines[11:]  # line 11 goes back in time
+    return [*lines[:10], lines[5], *lines[11:]]  # line 11 goes back in time
 
 
 def _nan(lines: list[str]) -> list[str]:
     fields = lines[5].split(",")
     fields[4] = "NaN"
-    return lines[:5] + [",".join(fields)] + lines[6:]
+    return [*lines[:5], ",".join(fields), *lines[6:]]
 
 
 def _header(lines: list[str]) -> list[str]:
