@@ -4,7 +4,7 @@ Every decision is a function of the order, one candle and the configuration, so 
 candles and the same orders give the same fills, to the last digit. Arithmetic runs in a decimal
 context that raises rather than round (`exact`): fees, slippage and balances are exact.
 
-The rules (docs/venues-paper.md explains them with examples):
+The rules (docs/venues.md, "The paper venue", explains them with examples):
 
 - An order is considered from the first candle processed after it was accepted; that candle's
   open is its *arrival* price.

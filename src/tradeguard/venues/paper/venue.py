@@ -1,24 +1,26 @@
-"""`PaperVenue`: the built-in venue that fills orders against candles, persisted in the store.
+"""`PaperVenue`: the built-in venue that fills orders against candles.
 
     venue = PaperVenue(engine, account="alice-paper", markets=markets, clock=clock)
     await venue.create_order(request)          # checked, funds held, resting
     await venue.on_candle("ETH/BTC", candle)   # fills what the candle triggers
 
 One instance is one paper account. Its balances, orders, fills and the last candle per symbol
-live in the database (migration 0005), so a new `PaperVenue` on the same database continues
-exactly where the last one stopped. Every state change (an order, a cancel, a candle) is one
-transaction that locks the account row first. Fill rules: `tradeguard.venues.paper.engine`.
+live in a `PaperBook`: in the database (migration 0005), so a new `PaperVenue` on the
+same database continues exactly where the last one stopped, or, for backtests, in memory
+(`PaperVenue.in_memory`). Every state change (an order, a cancel, a candle) is one book
+transaction; in the database it locks the account row first. Fill rules:
+`tradeguard.venues.paper.engine`.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Protocol
+from typing import Protocol, Self
 
 import sqlalchemy as sa
 
@@ -30,9 +32,8 @@ from tradeguard.core.errors import (
     VenueRejected,
 )
 from tradeguard.marketdata.candles import Candle, Timeframe
-from tradeguard.store.engine import for_writing
 from tradeguard.venues.client_ids import one_order_id
-from tradeguard.venues.paper import store
+from tradeguard.venues.paper.book import BookTxn, BookView, MemoryBook, PaperBook, SqlBook
 from tradeguard.venues.paper.config import PaperConfig
 from tradeguard.venues.paper.engine import (
     Expire,
@@ -87,6 +88,14 @@ class PaperVenue:
     (a `ManualClock` for replays and tests). `timeframe` is the feed's candle length, which
     `fetch_ohlcv` serves from the candles seen; `candles`, if given, serves `fetch_ohlcv`
     instead. The account is created with `config.starting_balances` the first time it opens.
+
+    Where the account lives:
+
+    - `PaperVenue(engine, account=..., ...)`: in the store's database. The account outlives
+      the process, and two venues (or processes) on one account take turns.
+    - `PaperVenue.in_memory(account=..., ...)`: in this object only, for backtests. Same
+      rules, checks, errors and ids; nothing is persisted, and each call starts a new account
+      from `config.starting_balances`.
     """
 
     name = "paper"
@@ -102,12 +111,45 @@ class PaperVenue:
         timeframe: Timeframe | None = None,
         candles: CandleSource | None = None,
     ) -> None:
+        self._setup(account, markets, config, clock, timeframe, candles)
+        self.engine: sa.Engine | None = engine
+        self._book: PaperBook = SqlBook(
+            engine, account, self.config.starting_balances, self.clock.now()
+        )
+
+    @classmethod
+    def in_memory(
+        cls,
+        *,
+        account: str,
+        markets: Mapping[str, Market],
+        config: PaperConfig | None = None,
+        clock: Clock | None = None,
+        timeframe: Timeframe | None = None,
+        candles: CandleSource | None = None,
+    ) -> Self:
+        """A venue whose account lives in memory (a `MemoryBook`), for backtests: it starts
+        from `config.starting_balances` and ends with this object; `engine` is None."""
+        venue = cls.__new__(cls)
+        venue._setup(account, markets, config, clock, timeframe, candles)
+        venue.engine = None
+        venue._book = MemoryBook(account, venue.config.starting_balances)
+        return venue
+
+    def _setup(
+        self,
+        account: str,
+        markets: Mapping[str, Market],
+        config: PaperConfig | None,
+        clock: Clock | None,
+        timeframe: Timeframe | None,
+        candles: CandleSource | None,
+    ) -> None:
         if not 1 <= len(account) <= 64 or not account.isprintable():
             raise ValueError("a paper account name is 1 to 64 printable characters")
         for symbol, market in markets.items():
             if symbol != market.symbol:
                 raise ValueError(f"paper markets: key {symbol!r} holds market {market.symbol!r}")
-        self.engine = engine
         self.config = config or PaperConfig()
         self.clock = clock or SystemClock()
         self.timeframe = timeframe
@@ -115,13 +157,10 @@ class PaperVenue:
         self._candles = candles
         self._seen: dict[str, collections.deque[Candle]] = {}
         self._closed = False
-        self._account = store.ensure_account(
-            engine, account, self.config.starting_balances, self.clock.now()
-        )
 
     @property
     def account(self) -> str:
-        return self._account.name
+        return self._book.account
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -131,32 +170,23 @@ class PaperVenue:
                 f"{self.name}: this venue was closed; open a new PaperVenue", venue=self.name
             )
 
-    @contextmanager
-    def _writing(self) -> Iterator[tuple[sa.Connection, store.AccountRow]]:
+    def _writing(self) -> AbstractContextManager[BookTxn]:
         self._check_open()
-        with for_writing(self.engine.connect()) as conn, conn.begin():
-            yield conn, store.lock_account(conn, self._account.id)
+        return self._book.writing()
 
-    @contextmanager
-    def _reading(self) -> Iterator[sa.Connection]:
+    def _reading(self) -> AbstractContextManager[BookView]:
         self._check_open()
-        with self.engine.connect() as conn:
-            yield conn
+        return self._book.reading()
 
     def _find(
         self,
-        conn: sa.Connection,
+        book: BookView,
         symbol: str,
         venue_order_id: str | None,
         client_order_id: str | None,
     ) -> PaperOrderState:
         ref = one_order_id(self.name, venue_order_id, client_order_id)
-        order = store.find_order(
-            conn,
-            self._account.id,
-            venue_order_id=venue_order_id,
-            client_order_id=client_order_id,
-        )
+        order = book.find_order(venue_order_id=venue_order_id, client_order_id=client_order_id)
         if order is None or order.symbol != symbol:
             raise OrderNotFound(
                 f"{self.name}: no order {ref} on {symbol} in paper account {self.account}",
@@ -171,8 +201,8 @@ class PaperVenue:
         return self._markets
 
     async def fetch_balance(self) -> Balance:
-        with self._reading() as conn:
-            lines = store.ledger_lines(conn, self._account.id)
+        with self._reading() as book:
+            lines = book.ledger_lines()
         return Balance(MappingProxyType({c: x for c, x in lines.items() if x.total != 0}))
 
     async def create_order(self, request: OrderRequest) -> Order:
@@ -198,8 +228,8 @@ class PaperVenue:
             )
         if not 1 <= len(request.client_order_id) <= 64:
             raise InvalidOrder(f"{label}: a client order id is 1 to 64 characters", venue=self.name)
-        with self._writing() as (conn, account):
-            existing = store.find_order(conn, account.id, client_order_id=request.client_order_id)
+        with self._writing() as book:
+            existing = book.find_order(client_order_id=request.client_order_id)
             if existing is not None:
                 rounded = dataclasses.replace(request, amount=round_amount(market, request.amount))
                 if existing.same_request(rounded):
@@ -210,7 +240,7 @@ class PaperVenue:
                     venue=self.name,
                     code="duplicate_client_order_id",
                 )
-            mark = store.candle_mark(conn, account.id, market.symbol)
+            mark = book.candle_mark(market.symbol)
             last = mark.close if mark else None
             checked = checked_order(market, request, self.name, reference_price=last)
             refusal = arrival_refusal(checked, last)
@@ -222,9 +252,10 @@ class PaperVenue:
                     f"{label}: no price yet to value a market buy; feed a candle first",
                     venue=self.name,
                 )
-            ledger = Ledger(store.ledger_lines(conn, account.id), self.name)
+            ledger = Ledger(book.ledger_lines(), self.name)
             ledger.lock(*hold)
-            seq = account.order_seq + 1
+            counters = book.counters()
+            seq = counters.order_seq + 1
             now = self.clock.now()
             order = PaperOrderState(
                 seq=seq,
@@ -250,9 +281,9 @@ class PaperVenue:
                 created_at=now,
                 updated_at=now,
             )
-            store.insert_order(conn, account.id, order)
-            store.save_ledger(conn, account.id, ledger)
-            store.save_counters(conn, dataclasses.replace(account, order_seq=seq))
+            book.insert_order(order)
+            book.save_ledger(ledger)
+            book.save_counters(dataclasses.replace(counters, order_seq=seq))
         return order.to_order()
 
     async def cancel_order(
@@ -260,15 +291,15 @@ class PaperVenue:
     ) -> Order:
         """Cancel an open order and release what it holds. A filled, canceled or expired
         order cannot be canceled (`OrderNotFound`, as real venues answer)."""
-        with self._writing() as (conn, account):
-            order = self._find(conn, symbol, venue_order_id, client_order_id)
+        with self._writing() as book:
+            order = self._find(book, symbol, venue_order_id, client_order_id)
             if order.status.is_final:
                 raise OrderNotFound(
                     f"{self.name}: order {order.venue_order_id} on {symbol} is already "
                     f"{order.status}; there is nothing to cancel",
                     venue=self.name,
                 )
-            ledger = Ledger(store.ledger_lines(conn, account.id), self.name)
+            ledger = Ledger(book.ledger_lines(), self.name)
             release(ledger, order)
             order = dataclasses.replace(
                 order,
@@ -276,19 +307,19 @@ class PaperVenue:
                 locked=Decimal(0),
                 updated_at=self.clock.now(),
             )
-            store.update_order(conn, account.id, order)
-            store.save_ledger(conn, account.id, ledger)
+            book.update_order(order)
+            book.save_ledger(ledger)
         return order.to_order()
 
     async def fetch_order(
         self, symbol: str, *, venue_order_id: str | None = None, client_order_id: str | None = None
     ) -> Order:
-        with self._reading() as conn:
-            return self._find(conn, symbol, venue_order_id, client_order_id).to_order()
+        with self._reading() as book:
+            return self._find(book, symbol, venue_order_id, client_order_id).to_order()
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[Order]:
-        with self._reading() as conn:
-            return [o.to_order() for o in store.open_orders(conn, self._account.id, symbol)]
+        with self._reading() as book:
+            return [o.to_order() for o in book.open_orders(symbol)]
 
     async def fetch_my_trades(
         self, symbol: str, *, since_ms: int | None = None, limit: int | None = None
@@ -296,8 +327,8 @@ class PaperVenue:
         """Oldest first: from `since_ms` on, the first `limit`; without `since_ms`, the last."""
         if limit is not None and limit < 1:
             raise ValueError("limit is at least 1")
-        with self._reading() as conn:
-            return store.select_trades(conn, self._account.id, symbol, since_ms, limit)
+        with self._reading() as book:
+            return book.select_trades(symbol, since_ms, limit)
 
     async def fetch_ohlcv(
         self, symbol: str, timeframe: Timeframe, *, since_ms: int | None = None, limit: int = 500
@@ -316,8 +347,8 @@ class PaperVenue:
             )
         seen = list(self._seen.get(symbol, ()))
         if not seen:
-            with self._reading() as conn:
-                mark = store.candle_mark(conn, self._account.id, symbol)
+            with self._reading() as book:
+                mark = book.candle_mark(symbol)
             seen = [mark] if mark else []
         if since_ms is not None:
             return [c for c in seen if c.ts_ms >= since_ms][:limit]
@@ -337,7 +368,8 @@ class PaperVenue:
         )
 
     async def close(self) -> None:
-        """Stop using this venue. The engine belongs to the caller and stays open."""
+        """Stop using this venue. The engine belongs to the caller and stays open; an
+        in-memory venue's state goes with the object."""
         self._closed = True
 
     # -- the feed ------------------------------------------------------------------------------
@@ -346,7 +378,8 @@ class PaperVenue:
         """Process one closed candle of `symbol`: fill, trigger or expire the open orders it
         reaches (in the order they were accepted) and record it as the last price. Returns the
         fills. A candle not newer than the last one processed for `symbol` is skipped (a feed
-        that repeats its last candle after a restart changes nothing)."""
+        that repeats its last candle after a restart changes nothing). With no open order on
+        `symbol`, recording the candle is all it does."""
         market = self._markets.get(symbol)
         if market is None:
             raise MarketDataError(
@@ -358,61 +391,72 @@ class PaperVenue:
                 f"{self.name}: the {symbol} candle at {candle.ts_ms} is inconsistent (its high "
                 "or low does not bound its prices, or a value is negative); check the feed"
             )
-        fills: list[Trade] = []
-        with self._writing() as (conn, account):
-            mark = store.candle_mark(conn, account.id, symbol)
+        with self._writing() as book:
+            mark = book.candle_mark(symbol)
             if mark is not None and candle.ts_ms <= mark.ts_ms:
                 return []
-            ledger = Ledger(store.ledger_lines(conn, account.id), self.name)
-            now = self.clock.now()
-            trade_seq = account.trade_seq
-            for order in store.open_orders(conn, account.id, symbol):
-                decision = evaluate(order, candle, self.config)
-                if isinstance(decision, Fill):
-                    done = settle(ledger, market, order, decision, self.config, now)
-                    updated = done.order
-                    if done.filled:
-                        trade_seq += 1
-                        trade = Trade(
-                            trade_id=_trade_id(trade_seq),
-                            venue_order_id=order.venue_order_id,
-                            client_order_id=order.client_order_id,
-                            symbol=symbol,
-                            side=order.side,
-                            price=decision.price,
-                            amount=order.amount - order.filled,
-                            fee=done.fee,
-                            fee_currency=market.quote,
-                            liquidity=decision.liquidity,
-                            at=now,
-                        )
-                        store.insert_trade(conn, account.id, trade_seq, trade)
-                        fills.append(trade)
-                elif isinstance(decision, Expire):
-                    release(ledger, order)
-                    updated = dataclasses.replace(
-                        order,
-                        status=OrderStatus.EXPIRED,
-                        locked=Decimal(0),
-                        fresh=False,
-                        updated_at=now,
+            orders = book.open_orders(symbol)
+            fills = self._fill(book, market, candle, orders) if orders else []
+            book.save_mark(symbol, candle)
+        seen = self._seen.get(symbol)
+        if seen is None:
+            seen = self._seen[symbol] = collections.deque(maxlen=HISTORY_CANDLES)
+        seen.append(candle)
+        return fills
+
+    def _fill(
+        self, book: BookTxn, market: Market, candle: Candle, orders: list[PaperOrderState]
+    ) -> list[Trade]:
+        """Apply `candle` to the open `orders` of its market, in `book`; the fills."""
+        fills: list[Trade] = []
+        ledger = Ledger(book.ledger_lines(), self.name)
+        now = self.clock.now()
+        counters = book.counters()
+        trade_seq = counters.trade_seq
+        for order in orders:
+            decision = evaluate(order, candle, self.config)
+            if isinstance(decision, Fill):
+                done = settle(ledger, market, order, decision, self.config, now)
+                updated = done.order
+                if done.filled:
+                    trade_seq += 1
+                    trade = Trade(
+                        trade_id=_trade_id(trade_seq),
+                        venue_order_id=order.venue_order_id,
+                        client_order_id=order.client_order_id,
+                        symbol=market.symbol,
+                        side=order.side,
+                        price=decision.price,
+                        amount=order.amount - order.filled,
+                        fee=done.fee,
+                        fee_currency=market.quote,
+                        liquidity=decision.liquidity,
+                        at=now,
                     )
-                elif isinstance(decision, Trigger):
-                    updated = dataclasses.replace(
-                        order, triggered=True, fresh=False, updated_at=now
-                    )
-                elif order.fresh:
-                    updated = dataclasses.replace(order, fresh=False)
-                else:
-                    continue
-                store.update_order(conn, account.id, updated)
-            store.save_mark(conn, account.id, symbol, candle)
-            store.save_ledger(conn, account.id, ledger)
-            store.save_counters(conn, dataclasses.replace(account, trade_seq=trade_seq))
-        self._seen.setdefault(symbol, collections.deque(maxlen=HISTORY_CANDLES)).append(candle)
+                    book.insert_trade(trade_seq, trade)
+                    fills.append(trade)
+            elif isinstance(decision, Expire):
+                release(ledger, order)
+                updated = dataclasses.replace(
+                    order,
+                    status=OrderStatus.EXPIRED,
+                    locked=Decimal(0),
+                    fresh=False,
+                    updated_at=now,
+                )
+            elif isinstance(decision, Trigger):
+                updated = dataclasses.replace(order, triggered=True, fresh=False, updated_at=now)
+            elif order.fresh:
+                updated = dataclasses.replace(order, fresh=False)
+            else:
+                continue
+            book.update_order(updated)
+        book.save_ledger(ledger)
+        if trade_seq != counters.trade_seq:
+            book.save_counters(dataclasses.replace(counters, trade_seq=trade_seq))
         return fills
 
     def last_candle(self, symbol: str) -> Candle | None:
-        """The last candle processed for `symbol` (from the database: it survives restarts)."""
-        with self._reading() as conn:
-            return store.candle_mark(conn, self._account.id, symbol)
+        """The last candle processed for `symbol` (in the database, it survives restarts)."""
+        with self._reading() as book:
+            return book.candle_mark(symbol)
