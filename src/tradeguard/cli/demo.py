@@ -492,8 +492,8 @@ def _summary(settings: Settings, outcome: _Outcome) -> tuple[Path | None, Path |
         table.add_row(
             "breaker tripped",
             f"{trip.breaker} {trip.value}/{trip.limit} at {trip.tripped_at:%Y-%m-%d %H:%M} UTC "
-            "(simulated time): the bot is HALTED; its later orders were refused until a person "
-            "resets it (tradeguard risk reset)",
+            "(simulated time): the bot is HALTED, and the risk engine refuses its new orders "
+            "until a person resets it (tradeguard risk reset)",
         )
     crashed = f", {outcome.crashes} crash(es)" if outcome.crashes else ""
     table.add_row("bot process", f"exit {outcome.exit_code}{crashed}")
@@ -501,6 +501,8 @@ def _summary(settings: Settings, outcome: _Outcome) -> tuple[Path | None, Path |
     table.add_row("bot log", str(log))
     chart_path = csv_path = None
     if recorder.equity:
+        # matplotlib narrates building its font cache (a fresh machine's first chart) at INFO
+        logging.getLogger("matplotlib").setLevel(logging.WARNING)
         csv_path = settings.data_dir / "demo-equity.csv"
         _write_csv(csv_path, recorder)
         chart_path = save_equity_chart(
