@@ -240,6 +240,24 @@ def test_percentile_matches_brute_force(config: ZoneConfig, closes: list[Decimal
         assert zone == _reference_zone(expected, config.cuts)
 
 
+@given(_configs(), _closes, st.lists(st.booleans(), min_size=60, max_size=60))
+def test_deferred_closes_give_the_zones_of_eager_ones(
+    config: ZoneConfig, closes: list[Decimal], asks: list[bool]
+) -> None:
+    """`add` defers the work (and after lookback + window closes starts over from the last
+    ones): whenever a zone is asked for, it is bit for bit what `update` gave."""
+    eager, lazy = VolatilityZones(config), VolatilityZones(config)
+    for close, ask in zip(closes, asks, strict=False):
+        zone = eager.update("S", close)
+        lazy.add("S", close)
+        if ask:
+            assert lazy.zone("S") == zone
+            assert lazy.percentile("S") == eager.percentile("S")
+            assert lazy.volatility("S") == eager.volatility("S")
+    assert lazy.zone("S") == eager.zone("S")
+    assert lazy.percentile("S") == eager.percentile("S")
+
+
 @given(st.integers(min_value=2, max_value=6), _closes)
 def test_volatility_matches_statistics_stdev(window: int, closes: list[Decimal]) -> None:
     zones = VolatilityZones(ZoneConfig(window=window, lookback=10, min_history=2))

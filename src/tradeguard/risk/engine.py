@@ -283,7 +283,7 @@ class RiskEngine:
     def on_close(self, account: str, symbol: str, close: Decimal) -> list[Trip]:
         """A closed candle's close: the volatility zone, then the mark (`on_price`)."""
         with self._lock:
-            self.zones.update(f"{account}|{symbol}", close)
+            self.zones.add(f"{account}|{symbol}", close)
             return self.on_price(account, symbol, close)
 
     def zone(self, account: str, symbol: str) -> Zone | None:
@@ -529,7 +529,9 @@ class RiskEngine:
         after: Decimal,
     ) -> Denial | None:
         limits, symbol = bot.limits, request.symbol
-        zone = self.zones.zone(f"{bot.account.name}|{symbol}")
+        # Classifying costs work (deferred since the last ask); a bot that blocks no zone
+        # does not need it.
+        zone = self.zones.zone(f"{bot.account.name}|{symbol}") if limits.blocked_zones else None
         if zone is not None and zone in limits.blocked_zones:
             return Denial(
                 Reason.ZONE,

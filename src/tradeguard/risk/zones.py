@@ -118,10 +118,15 @@ class _Series:
     volatility: float | None = None
     percentile: float | None = None
     zone: Zone | None = None
+    # Log closes not folded in yet (`add`), and how many arrived: once more than the deque
+    # holds, the state is rebuilt from the last lookback + window closes, which fix it exactly.
+    pending: deque[float] = field(init=False)
+    arrived: int = 0
 
     def __post_init__(self) -> None:
         self.returns = deque(maxlen=self.window)
         self.history = deque()
+        self.pending = deque(maxlen=self.lookback + self.window)
 
 
 def _stdev(values: deque[float]) -> float:
@@ -134,8 +139,9 @@ def _stdev(values: deque[float]) -> float:
 
 
 class VolatilityZones:
-    """Incremental zone classifier for many symbols. Each `update` costs O(lookback) at worst
-    (one removal from and one insertion into a sorted list) plus O(window)."""
+    """Incremental zone classifier for many symbols. Folding in one close costs O(lookback) at
+    worst (one removal from and one insertion into a sorted list) plus O(window); `add` defers
+    that work until a zone is asked for, and never folds more than lookback + window closes."""
 
     __slots__ = ("_config", "_series")
 
@@ -151,18 +157,44 @@ class VolatilityZones:
         """Feed the close of the next closed candle of `symbol` and return its zone (None while
         not classified). A close that is not a positive finite number raises `MarketDataError`
         and changes nothing."""
+        self.add(symbol, close)
+        return self.zone(symbol)
+
+    def add(self, symbol: str, close: Decimal) -> None:
+        """Feed the next close without classifying it yet: the work is done when a zone is
+        asked for, and at most for the last lookback + window closes (a backtest whose bot
+        never asks pays one append per candle). Bad closes raise here, as in `update`."""
         log_price = self._log_price(symbol, close)
         series = self._series.get(symbol)
         if series is None:
             series = _Series(self._config.window, self._config.lookback)
             self._series[symbol] = series
+        series.pending.append(log_price)
+        series.arrived += 1
+
+    def _settled(self, symbol: str) -> _Series | None:
+        series = self._series.get(symbol)
+        if series is None or not series.arrived:
+            return series
+        if series.arrived > len(series.pending):
+            # Closes fell out of `pending`: start over from those that fix the state.
+            fresh = _Series(self._config.window, self._config.lookback)
+            fresh.pending, series = series.pending, fresh
+            self._series[symbol] = series
+        for log_price in series.pending:
+            self._fold(series, log_price)
+        series.pending.clear()
+        series.arrived = 0
+        return series
+
+    def _fold(self, series: _Series, log_price: float) -> None:
         previous, series.last_log = series.last_log, log_price
         if previous is None:
-            return series.zone
+            return
         # ln(close / previous) as a difference of logs: never overflows, whatever the ratio.
         series.returns.append(log_price - previous)
         if len(series.returns) < self._config.window:
-            return series.zone
+            return
         current = _stdev(series.returns)
         series.volatility = current
         if len(series.history) == self._config.lookback:
@@ -171,26 +203,25 @@ class VolatilityZones:
         series.history.append(current)
         insort(series.ranked, current)
         if len(series.history) < self._config.min_history:
-            return series.zone
+            return
         percentile = 100 * bisect_right(series.ranked, current) / len(series.ranked)
         series.percentile = percentile
         series.zone = self._zone_of(percentile)
-        return series.zone
 
     def zone(self, symbol: str) -> Zone | None:
         """The zone after the latest close; None if not classified yet or never seen."""
-        series = self._series.get(symbol)
+        series = self._settled(symbol)
         return None if series is None else series.zone
 
     def volatility(self, symbol: str) -> float | None:
         """The latest realized volatility (per candle, not annualized); None before `window`
         returns."""
-        series = self._series.get(symbol)
+        series = self._settled(symbol)
         return None if series is None else series.volatility
 
     def percentile(self, symbol: str) -> float | None:
         """The latest percentile rank in (0, 100]; None while not classified."""
-        series = self._series.get(symbol)
+        series = self._settled(symbol)
         return None if series is None else series.percentile
 
     def _zone_of(self, percentile: float) -> Zone:
