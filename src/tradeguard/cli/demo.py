@@ -75,8 +75,8 @@ from tradeguard.vault.master import FILE_VARIABLE, init_keyring_file
 __all__ = ["DEFAULT_CANDLES", "demo"]
 
 SAMPLE = "ETH_BTC-5m.csv"
-# All of the sample: about 8 ms a candle end to end on a 2-vCPU machine, so the whole demo
-# takes well under the 2 minutes it may (docs/demo.md has the measurements).
+# All of the sample: 2-4 ms a candle end to end on a 2-vCPU machine, so the whole demo takes
+# well under the 2 minutes it may (docs/demo.md has the measurements).
 DEFAULT_CANDLES = 5760
 REFRESH_S = 0.1  # the live status's refresh interval on a terminal
 PLAIN_LINES = 10  # status lines printed over a run when the output is not a terminal
