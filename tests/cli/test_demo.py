@@ -106,6 +106,7 @@ def test_the_demo_trades_real_candles_through_the_whole_order_path(
     assert verified.code == 0, verified.output
     assert "audit log intact" in verified.stdout
     assert "Demo done" in run.stdout
+    assert not any(Path(cli.env["TRADEGUARD_RUNTIME_DIR"]).iterdir())  # nothing left behind
 
 
 def test_a_bot_that_crashes_fails_the_demo(cli: CliRunner, tmp_path: Path) -> None:

@@ -431,6 +431,8 @@ def _trade(overrides: dict[str, object], source: Path, count: int, sandboxed: bo
             if live is not None and recorder.seen:
                 live.update(recorder.render(candles[recorder.seen - 1]), refresh=True)
         seconds = time.monotonic() - started
+        with contextlib.suppress(OSError):  # the bot's (empty) runtime dir: every demo has one
+            paths.runtime.rmdir()
     finally:
         audit.close()
         db.dispose()
