@@ -4,13 +4,15 @@ they fail)."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, CliRunner, audit_key_env
 
 from tradeguard.bots.sandbox import Support, probe
 from tradeguard.bots.venvs import create_venv, install_sdk
+from tradeguard.vault.master import init_keyring_file
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +32,21 @@ def sandbox_support() -> Support:
             pytest.fail(f"{support.reason} (CI=true: sandbox tests must run)")
         pytest.skip(support.reason)
     return support
+
+
+@pytest.fixture
+def bot_cli(cli: CliRunner, tmp_path: Path, sandbox_support: Support) -> CliRunner:
+    """The real command with a data dir, a runtime dir, a master keyring and audit keys in
+    `tmp_path`, on a host that can sandbox bots."""
+    runtime = Path(tempfile.mkdtemp(dir="/tmp"))  # a socket path has 107 bytes at most
+    keyring = tmp_path / "master.keyring"
+    init_keyring_file(keyring)
+    cli.env.update(
+        {
+            "TRADEGUARD_DATA_DIR": str(tmp_path / "data"),
+            "TRADEGUARD_RUNTIME_DIR": str(runtime),
+            "TRADEGUARD_MASTER_KEY_FILE": str(keyring),
+            **audit_key_env(tmp_path),
+        }
+    )
+    return cli

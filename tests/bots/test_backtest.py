@@ -9,35 +9,21 @@ import csv
 import json
 import shutil
 import sqlite3
-import tempfile
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from tests.conftest import CliRunner, Run, audit_key_env
+from tests.conftest import CliRunner, Run
 
-from tradeguard.bots.sandbox import Support
 from tradeguard.marketdata.sample import sample_path
-from tradeguard.vault.master import init_keyring_file
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sma_cross"
 CANDLES = 400  # the example trades a few times (and trips its loss-streak breaker) in these
 
 
 @pytest.fixture
-def home(cli: CliRunner, tmp_path: Path, sandbox_support: Support) -> CliRunner:
-    runtime = Path(tempfile.mkdtemp(dir="/tmp"))  # a socket path has 107 bytes at most
-    keyring = tmp_path / "master.keyring"
-    init_keyring_file(keyring)
-    cli.env.update(
-        {
-            "TRADEGUARD_DATA_DIR": str(tmp_path / "data"),
-            "TRADEGUARD_RUNTIME_DIR": str(runtime),
-            "TRADEGUARD_MASTER_KEY_FILE": str(keyring),
-            **audit_key_env(tmp_path),
-        }
-    )
-    return cli
+def home(bot_cli: CliRunner) -> CliRunner:
+    return bot_cli
 
 
 def candle_file(tmp_path: Path, count: int = CANDLES, edit: object = None) -> Path:

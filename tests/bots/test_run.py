@@ -7,36 +7,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import tempfile
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from tests.conftest import CliRunner, Run, audit_key_env
+from tests.conftest import CliRunner, Run
 
-from tradeguard.bots.sandbox import Support
 from tradeguard.marketdata.sample import sample_path
-from tradeguard.vault.master import init_keyring_file
 
 CANDLES = 90  # enough for the test bot's two trades; every candle costs a round trip
 
 
 @pytest.fixture
-def home(cli: CliRunner, tmp_path: Path, sandbox_support: Support) -> CliRunner:
-    runtime = Path(tempfile.mkdtemp(dir="/tmp"))  # a socket path has 107 bytes at most
-    keyring = tmp_path / "master.keyring"
-    init_keyring_file(keyring)
-    cli.env.update(
-        {
-            "TRADEGUARD_DATA_DIR": str(tmp_path / "data"),
-            "TRADEGUARD_RUNTIME_DIR": str(runtime),
-            "TRADEGUARD_MASTER_KEY_FILE": str(keyring),
-            "TRADEGUARD_BOT_CRASH_LIMIT": "2",
-            **audit_key_env(tmp_path),
-        }
-    )
-    ok(cli, "users", "add", "alice", "--vault-mode", "service")
-    return cli
+def home(bot_cli: CliRunner) -> CliRunner:
+    bot_cli.env["TRADEGUARD_BOT_CRASH_LIMIT"] = "2"
+    ok(bot_cli, "users", "add", "alice", "--vault-mode", "service")
+    return bot_cli
 
 
 def ok(cli: CliRunner, *args: str) -> Run:

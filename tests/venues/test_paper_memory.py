@@ -8,16 +8,16 @@ sample with a scripted strategy.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.venues.test_paper import CONFIG, ETH_USDT, STEP, SYMBOL, T0, D, candle, cid, run
 
 from tradeguard.core.clock import ManualClock
 from tradeguard.core.errors import InsufficientFunds, InvalidOrder, TradeguardError, VenueRejected
@@ -26,8 +26,6 @@ from tradeguard.marketdata.candles import Candle, Timeframe
 from tradeguard.store import DatabaseTarget, create_engine, resolve_database, upgrade
 from tradeguard.venues import (
     BalanceLine,
-    Market,
-    MarketKind,
     OrderRequest,
     OrderStatus,
     OrderType,
@@ -38,43 +36,9 @@ from tradeguard.venues.paper import MemoryBook, PaperConfig, PaperVenue, market_
 from tradeguard.venues.paper import venue as venue_module
 from tradeguard.venues.paper.engine import Ledger
 
-T = TypeVar("T")
-D = Decimal
-SYMBOL = "ETH/USDT"
-ETH_USDT = Market(
-    symbol=SYMBOL,
-    venue_symbol="ETHUSDT",
-    base="ETH",
-    quote="USDT",
-    kind=MarketKind.SPOT,
-    price_tick=D("0.01"),
-    amount_step=D("0.0001"),
-    min_amount=D("0.001"),
-    min_notional=D("5"),
-)
-CONFIG = PaperConfig(
-    maker_fee_bps=D(2),
-    taker_fee_bps=D(5),
-    slippage_bps=D(10),
-    starting_balances={"USDT": D(10_000), "ETH": D(2)},
-)
-T0 = 1_700_000_000_000
-STEP = 300_000
 FIVE_MINUTES = Timeframe.parse("5m")
 
 Maker = Callable[..., PaperVenue]
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-def cid(n: int) -> str:
-    return f"0x{n:032x}"
-
-
-def candle(i: int, o: str, h: str, low: str, c: str) -> Candle:
-    return Candle(T0 + i * STEP, D(o), D(h), D(low), D(c), D(100))
 
 
 def sqlite_engine(directory: Path) -> sa.Engine:
