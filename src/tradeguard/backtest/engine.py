@@ -258,6 +258,7 @@ def run_backtest(
     limits: BotLimits,
     params: Mapping[str, Any] | None = None,
     paper: PaperConfig | None = None,
+    user_limits: UserLimits | None = None,
     state_dir: Path,
     progress: Progress | None = None,
 ) -> Recorder:
@@ -270,6 +271,7 @@ def run_backtest(
         limits=limits,
         params=dict(params or {}),
         paper=paper or PaperConfig(),
+        user_limits=user_limits or UserLimits(),
     )
     bot_class = load_bot_class(bot_dir)
     return asyncio.run(
