@@ -213,3 +213,19 @@ def test_a_paper_run_fills_as_the_backtest_did(home: CliRunner, tmp_path: Path) 
         (s, a, p, f) for s, a, p, f, _ in paper
     ]
     assert [f["time"][:19] for f in tested] == [at.replace(" ", "T")[:19] for *_, at in paper]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--fee-bps", "ten"), "--fee-bps must be a number"),
+        (("--slippage-bps", "5000"), "slippage"),
+    ],
+)
+def test_bad_costs_are_refused_before_anything_runs(
+    home: CliRunner, tmp_path: Path, args: tuple[str, str], message: str
+) -> None:
+    run = backtest(home, tmp_path, str(EXAMPLE), candle_file(tmp_path, 40), *args)
+    assert run.code == 2, run.output
+    assert message in run.output
+    assert not (tmp_path / "out").exists()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +51,6 @@ from tradeguard.venues.paper.markets import market_from_candles
 from tradeguard.venues.paper.venue import PaperVenue
 
 __all__ = ["Backtest", "BacktestSpec", "Progress", "run_backtest"]
-
-log = logging.getLogger("tradeguard.backtest")
 
 Progress = Callable[[int, int], None]  # (candles done, candles in all)
 PROGRESS_EVERY = 10_000
@@ -223,10 +220,8 @@ class Backtest:
             advance(close_ms)
             recorder.index = index
             await settle(symbol, candle)
-            while events:
-                event = events.pop(0)
-                recorder.event(event)
-                await deliver(bot, event)
+            if events:
+                await _drain(bot, events, recorder)
             seen = BotCandle(
                 symbol,
                 tf_text,
@@ -238,10 +233,8 @@ class Backtest:
                 candle.volume,
             )
             await call(on_candle, seen)
-            while events:
-                event = events.pop(0)
-                recorder.event(event)
-                await deliver(bot, event)
+            if events:
+                await _drain(bot, events, recorder)
             record(close_ms, equity(name))
             if progress is not None and index % PROGRESS_EVERY == 0:
                 progress(index, total)
@@ -277,3 +270,11 @@ def run_backtest(
     return asyncio.run(
         Backtest(bot_class, spec, state_dir=state_dir, progress=progress).run(candles)
     )
+
+
+async def _drain(bot: Bot, events: list[dict[str, Any]], recorder: Recorder) -> None:
+    """The events the desk delivered (fills, order updates), to the recorder and the bot."""
+    while events:
+        event = events.pop(0)
+        recorder.event(event)
+        await deliver(bot, event)

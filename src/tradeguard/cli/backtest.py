@@ -10,7 +10,7 @@ the bot's log. Exit status: 0 done, 1 the bot raised (partial results saved), 2 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +29,7 @@ from tradeguard.cli.store import open_store
 from tradeguard.config import Settings
 from tradeguard.marketdata.sample import sample_path
 from tradeguard.secrets.redact import redact_text
+from tradeguard.venues.paper.config import PaperConfig
 
 __all__ = ["backtest"]
 
@@ -72,6 +73,24 @@ def _bot_code(settings: Settings, bot: str) -> tuple[Path, Path | None]:
         store.engine.dispose()
     paths = info.paths(settings)
     return paths.code, site_packages(paths.venv)
+
+
+def _costs(fee_bps: str | None, slippage_bps: str | None) -> None:
+    """Refuse bad costs here, before a sandbox starts: decimal numbers of bps, 0 to 1000."""
+    values: dict[str, Decimal] = {}
+    for option, text in (("--fee-bps", fee_bps), ("--slippage-bps", slippage_bps)):
+        if text is None:
+            continue
+        try:
+            values[option] = Decimal(text)
+        except InvalidOperation:
+            raise BadInput(f"{option} must be a number of basis points, e.g. 10") from None
+    fee = values.get("--fee-bps", Decimal(0))
+    PaperConfig(
+        maker_fee_bps=fee,
+        taker_fee_bps=fee,
+        slippage_bps=values.get("--slippage-bps", Decimal(0)),
+    )  # ConfigError (exit 2) names a value out of range
 
 
 def _ms(text: str | None, option: str) -> int | None:
@@ -194,6 +213,7 @@ def backtest(
     """Backtest a bot on stored candles, in its sandbox, through the real risk engine."""
     if fill_gaps not in ("error", "flat", "keep"):
         raise BadInput("--fill-gaps is error, flat or keep")
+    _costs(fee_bps, slippage_bps)
     settings = cli_settings()
     code, site = _bot_code(settings, bot)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
