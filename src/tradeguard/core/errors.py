@@ -9,25 +9,35 @@ Entry points print the message and exit with `exit_code` (2: bad input or config
 from __future__ import annotations
 
 __all__ = [
+    "AccountDisabled",
+    "AuthError",
     "ConfigError",
+    "Conflict",
     "CredentialBlocked",
     "DataDirError",
     "DatabaseUrlError",
+    "Forbidden",
     "InsecurePermissionsError",
     "InsufficientFunds",
     "IntegrityError",
+    "InvalidCode",
     "InvalidOrder",
     "KeyPermissionRefused",
+    "LoginFailed",
     "MalformedReply",
     "MarketDataError",
+    "NotFound",
     "OrderNotFound",
     "OrderOutcomeUnknown",
     "RateLimited",
     "SchemaTooNewError",
+    "SecondFactorRequired",
     "SecretFileError",
     "SecretValueError",
     "SecretWipedError",
     "StorageError",
+    "Throttled",
+    "TokenInvalid",
     "TradeguardError",
     "UnknownCredential",
     "UnknownUser",
@@ -40,6 +50,7 @@ __all__ = [
     "VenueError",
     "VenueRejected",
     "VenueUnavailable",
+    "WeakPassword",
     "WrongPassword",
 ]
 
@@ -221,3 +232,77 @@ class KeyPermissionRefused(VenueError):
 
 class MarketDataError(TradeguardError):
     """A candle file or feed is unusable: gaps, duplicates, disorder, NaNs, a wrong header."""
+
+
+# -- accounts and the API ----------------------------------------------------------------------
+
+
+class AuthError(TradeguardError):
+    """An account, login, session or permission check refused. `status` is the HTTP status the
+    API answers with; messages never say whether an account exists."""
+
+    exit_code = 1
+    status: int = 400
+
+
+class WeakPassword(AuthError):
+    """A new password breaks the policy (length, strength, a known or breached password).
+    The message says which rule and how to pick a better one; it never quotes the password."""
+
+    status = 422
+
+
+class LoginFailed(AuthError):
+    """Wrong name, wrong password or no such account: one error, one message, for all three."""
+
+    status = 401
+
+
+class AccountDisabled(LoginFailed):
+    """Kept as a `LoginFailed`: a disabled account answers like a wrong password."""
+
+
+class Throttled(AuthError):
+    """Too many attempts or requests; `retry_after` is whole seconds (the Retry-After header)."""
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class SecondFactorRequired(AuthError):
+    """The action needs a current TOTP or backup code (login, or a sensitive action)."""
+
+    status = 401
+
+
+class InvalidCode(AuthError):
+    """A TOTP or backup code is wrong, already used, or replayed."""
+
+    status = 401
+
+
+class TokenInvalid(AuthError):
+    """An access, refresh, reset or WebSocket token is malformed, expired, revoked or reused."""
+
+    status = 401
+
+
+class Forbidden(AuthError):
+    """Authenticated, but this role or owner may not do that."""
+
+    status = 403
+
+
+class NotFound(AuthError):
+    """No such object for this user (also what another user's object looks like)."""
+
+    status = 404
+
+
+class Conflict(AuthError):
+    """The request clashes with the current state (a taken name or email, 2FA already on)."""
+
+    status = 409

@@ -64,6 +64,27 @@ class EventName(StrEnum):
     ORDER_RECONCILED = "order.reconciled"  # what a restart found at the venue
     GATEWAY_AUTH_FAILED = "gateway.auth.failed"
     GATEWAY_VIOLATION = "gateway.violation"  # a bot sent garbage until it was cut off
+    AUTH_USER_CREATED = "auth.user.created"
+    AUTH_ROLE_CHANGED = "auth.role.changed"
+    AUTH_USER_DISABLED = "auth.user.disabled"
+    AUTH_USER_ENABLED = "auth.user.enabled"
+    AUTH_SETUP_TOKEN_USED = "auth.setup_token.used"  # noqa: S105 - an event name
+    AUTH_LOGIN_SUCCEEDED = "auth.login.succeeded"
+    AUTH_LOGIN_FAILED = "auth.login.failed"
+    AUTH_LOGIN_THROTTLED = "auth.login.throttled"
+    AUTH_NEW_IP = "auth.ip.new"  # first login or order from an address for this user
+    AUTH_LOGOUT = "auth.logout"
+    AUTH_LOGOUT_ALL = "auth.logout.all"
+    AUTH_REFRESH_REUSED = "auth.refresh.reused"  # an alert: a stolen refresh token, probably
+    AUTH_SECOND_FACTOR_ENABLED = "auth.2fa.enabled"
+    AUTH_SECOND_FACTOR_DISABLED = "auth.2fa.disabled"
+    AUTH_SECOND_FACTOR_FAILED = "auth.2fa.failed"
+    AUTH_BACKUP_CODE_USED = "auth.backup_code.used"
+    AUTH_BACKUP_CODES_ISSUED = "auth.backup_codes.issued"
+    AUTH_PASSWORD_CHANGED = "auth.password.changed"  # noqa: S105 - an event name
+    AUTH_PASSWORD_RESET_REQUESTED = "auth.password.reset_requested"  # noqa: S105
+    AUTH_PASSWORD_RESET = "auth.password.reset"  # noqa: S105 - an event name
+    AUTH_EMAIL_CHANGED = "auth.email.changed"
     AUDIT_PRUNED = "audit.pruned"
     AUDIT_KEY_ROTATED = "audit.key.rotated"
 
