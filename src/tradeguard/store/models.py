@@ -30,18 +30,23 @@ __all__ = [
     "AuditPrune",
     "AuditState",
     "AuditTreeHead",
+    "AuthSession",
+    "BackupCode",
     "Base",
     "Credential",
     "CredentialField",
     "DecimalText",
     "Instance",
+    "OneTimeToken",
     "PaperAccount",
     "PaperBalance",
     "PaperMark",
     "PaperOrder",
     "PaperTrade",
+    "RefreshToken",
     "UnlockThrottle",
     "User",
+    "UserAddress",
     "UtcDateTime",
     "VaultState",
 ]
@@ -109,6 +114,7 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("vault_mode IN ('service', 'password')", name="vault_mode"),
+        CheckConstraint("role IN ('admin', 'trader', 'viewer')", name="role"),
         CheckConstraint(
             "(vault_mode = 'service' AND encryption_key_version IS NOT NULL AND kdf_salt IS NULL)"
             " OR (vault_mode = 'password' AND encryption_key_version IS NULL"
@@ -129,6 +135,95 @@ class User(Base):
     kdf_memory_kib: Mapped[int | None] = mapped_column(Integer)
     kdf_iterations: Mapped[int | None] = mapped_column(Integer)
     kdf_lanes: Mapped[int | None] = mapped_column(Integer)
+    # Login (auth/): a user without a password hash cannot log in (a vault-only user made by
+    # `users add`). The TOTP secret is an envelope under the master keyring (key version beside
+    # it); `totp_last_step` is the last time step accepted, so a code is never taken twice.
+    role: Mapped[str] = mapped_column(String(16), server_default="trader")
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    password_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_key_version: Mapped[int | None] = mapped_column(Integer)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class AuthSession(Base):
+    """A login: one refresh-token family. Revoking it ends every token it issued."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())  # the absolute timeout
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(256))
+
+
+class RefreshToken(Base):
+    """A refresh token, by the SHA-256 of its value. `used_at` set: rotated; shown again, the
+    whole family (session) is revoked."""
+
+    __tablename__ = "auth_refresh_tokens"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True
+    )
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class BackupCode(Base):
+    """A single-use second-factor backup code, by its hash; burned (`used_at`) on use."""
+
+    __tablename__ = "auth_backup_codes"
+    __table_args__ = (UniqueConstraint("user_id", "code_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class OneTimeToken(Base):
+    """A single-use token (password reset, WebSocket ticket, first-admin setup), by the SHA-256
+    of its value; consumed by one conditional UPDATE, so two requests cannot both use it."""
+
+    __tablename__ = "auth_one_time_tokens"
+    __table_args__ = (CheckConstraint("purpose IN ('reset', 'ws', 'setup')", name="purpose"),)
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(8))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    bound_to: Mapped[str | None] = mapped_column(String(64))  # the client IP of a ticket
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    consumed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class UserAddress(Base):
+    """Where a user logs in and trades from: first and last seen, and how often."""
+
+    __tablename__ = "auth_user_addresses"
+    __table_args__ = (CheckConstraint("kind IN ('login', 'trade')", name="kind"),)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    ip: Mapped[str] = mapped_column(String(45), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class Credential(Base):
