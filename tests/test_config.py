@@ -91,13 +91,41 @@ def test_a_bad_database_url_is_refused_without_echoing_it(monkeypatch: pytest.Mo
 # -- secret files ------------------------------------------------------------------------------
 
 
-def test_the_secret_settings_are_the_database_url_the_keys_and_the_webhook() -> None:
+def test_the_secret_settings_are_the_urls_with_credentials_the_keys_and_passwords() -> None:
     assert secret_setting_names() == [
         "database_url",
         "master_key",
         "audit_key",
         "audit_webhook_url",
+        "session_key",
+        "redis_url",
+        "smtp_password",
     ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TRADEGUARD_RATE_LIMIT_USER", "lots", "600/minute"),
+        ("TRADEGUARD_PUBLIC_URL", "https://trade.example.com/app", "origin only"),
+        ("TRADEGUARD_PUBLIC_URL", "ftp://trade.example.com", "https://"),
+        ("TRADEGUARD_TRUSTED_PROXIES", '["10.0.0.300"]', "not an IP address"),
+        ("TRADEGUARD_BREACHED_CHECK", "maybe", "fail-closed"),
+        ("TRADEGUARD_PASSWORD_MEMORY_KIB", "8192", "19456"),
+    ],
+)
+def test_bad_api_and_account_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"^{variable}: ") as raised:
+        load_settings()
+    assert message in str(raised.value)
+
+
+def test_the_public_url_is_kept_as_an_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEGUARD_PUBLIC_URL", "https://Trade.example.com:8443/")
+    assert load_settings().public_url == "https://Trade.example.com:8443"
 
 
 @pytest.mark.parametrize("name", ["master_key", "audit_key"])
@@ -135,7 +163,7 @@ def test_secret_from_file_strips_the_trailing_newline(
     assert settings.database_url is not None
     with settings.database_url.reveal_text() as text:
         assert text == "postgresql://tg@127.0.0.1/tg"
-    assert "127.0.0.1" not in repr(settings)
+    assert "tg@127.0.0.1" not in repr(settings)
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])

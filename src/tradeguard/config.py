@@ -16,6 +16,7 @@ step that creates something, and entry points call it when they are about to wri
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import logging
 import os
 import shlex
@@ -28,6 +29,7 @@ from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+from limits import parse_many
 from pydantic import (
     Field,
     PlainSerializer,
@@ -164,6 +166,41 @@ class Settings(BaseSettings):
     bot_package_allow: list[str] = Field(default_factory=list)  # names a typosquat check spared
     bot_crash_limit: int = Field(default=5, ge=1, le=1000)
     bot_crash_window_s: int = Field(default=600, ge=1)
+    # The HTTP API (`tradeguard serve`, docs/api.md). `public_url` is the origin browsers see:
+    # Origin checks, cookie security and links in mails use it. Behind a reverse proxy, list the
+    # proxy's address in `trusted_proxies` (only then are X-Forwarded-For/-Proto believed).
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8000"
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Accounts. The session key signs access tokens and CSRF tokens; unset, a random one is kept
+    # in `<data dir>/session.key` (instances behind one load balancer must share it).
+    session_key: SecretSetting | None = None
+    access_token_ttl: int = Field(default=300, ge=30, le=3600)
+    session_idle_timeout: int = Field(default=30 * 60, ge=60, le=7 * 24 * 3600)
+    session_absolute_timeout: int = Field(default=12 * 3600, ge=300, le=30 * 24 * 3600)
+    password_memory_kib: int = Field(default=19456, ge=19456)
+    password_iterations: int = Field(default=2, ge=1, le=64)
+    password_lanes: int = Field(default=1, ge=1, le=64)
+    password_min_score: int = Field(default=3, ge=3, le=4)
+    breached_check: Literal["off", "fail-open", "fail-closed"] = "off"
+    breached_url: str = "https://api.pwnedpasswords.com"
+    # Shared counters and one-time tokens across instances; unset, they live in this process
+    # (counters) and the database (tokens).
+    redis_url: SecretSetting | None = None
+    rate_limit_user: str = "600/minute"
+    rate_limit_global: str = "12000/minute"
+    # Password checks from addresses a user has never logged in from, all users together: the
+    # ceiling on what a distributed guessing attack can make the server hash.
+    login_unknown_rate: str = "20/second"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretSetting | None = None
+    mail_from: str | None = None
 
     @field_validator("env", "sandbox", mode="before")
     @classmethod
@@ -175,10 +212,49 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("data_dir", "audit_checkpoint_file", "runtime_dir", "bot_wheelhouse")
+    @field_validator(
+        "data_dir",
+        "audit_checkpoint_file",
+        "runtime_dir",
+        "bot_wheelhouse",
+        "tls_cert_file",
+        "tls_key_file",
+    )
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().absolute()
+
+    @field_validator("rate_limit_user", "rate_limit_global", "login_unknown_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                "give a rate such as 600/minute or 10/second;100/hour (the limits library's "
+                "notation)"
+            ) from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("give the origin users reach, such as https://trade.example.com")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError("give an origin only (scheme, host, port), with no path or query")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for address in value:
+            try:
+                ipaddress.ip_network(address)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address or network") from None
+        return value
 
     @field_validator("venue_api_urls")
     @classmethod
