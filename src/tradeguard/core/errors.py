@@ -33,6 +33,7 @@ __all__ = [
     "SchemaTooNewError",
     "SecondFactorRequired",
     "SecretFileError",
+    "ServiceUnavailable",
     "SecretValueError",
     "SecretWipedError",
     "StorageError",
@@ -306,3 +307,10 @@ class Conflict(AuthError):
     """The request clashes with the current state (a taken name or email, 2FA already on)."""
 
     status = 409
+
+
+class ServiceUnavailable(AuthError):
+    """A service a security check depends on (Redis, the breach check) cannot be reached, and
+    that check fails closed: try again later."""
+
+    status = 503
