@@ -1,0 +1,41 @@
+"""Where each user logs in and trades from, for the "new address" event and anomaly rules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, cast
+
+import sqlalchemy as sa
+
+from tradeguard.store.models import UserAddress
+
+__all__ = ["AddressKind", "is_known", "record"]
+
+AddressKind = Literal["login", "trade"]
+table = cast(sa.Table, UserAddress.__table__)
+
+
+def is_known(conn: sa.Connection, user_id: int, ip: str, kind: AddressKind = "login") -> bool:
+    row = conn.execute(
+        sa.select(table.c.count).where(
+            table.c.user_id == user_id, table.c.ip == ip, table.c.kind == kind
+        )
+    ).first()
+    return row is not None
+
+
+def record(conn: sa.Connection, user_id: int, ip: str, kind: AddressKind, now: datetime) -> bool:
+    """Count a use of `ip`; True when it is the first from there."""
+    updated = conn.execute(
+        table.update()
+        .where(table.c.user_id == user_id, table.c.ip == ip, table.c.kind == kind)
+        .values(last_seen=now, count=table.c.count + 1)
+    ).rowcount
+    if updated:
+        return False
+    conn.execute(
+        table.insert().values(
+            user_id=user_id, ip=ip, kind=kind, first_seen=now, last_seen=now, count=1
+        )
+    )
+    return True
