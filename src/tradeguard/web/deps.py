@@ -1,0 +1,90 @@
+"""FastAPI dependencies: the context, the client's address, the caller and their role.
+
+An access token is accepted from the `Authorization: Bearer` header only: never from a query
+parameter (it would land in logs and browser history) nor a cookie (a cookie rides along on
+cross-site requests; a header does not, so bearer-authenticated routes need no CSRF token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tradeguard.auth.accounts import Role
+from tradeguard.auth.service import Principal
+from tradeguard.core.errors import Forbidden, TokenInvalid
+from tradeguard.web.context import AppContext
+from tradeguard.web.proxies import trusted_proxies
+
+__all__ = [
+    "Admin",
+    "ClientIp",
+    "Ctx",
+    "CurrentUser",
+    "Trader",
+    "client_ip",
+    "current_principal",
+    "get_context",
+    "require_role",
+]
+
+# auto_error=False: a missing header is our own 401 with our error body, not FastAPI's 403.
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/auth/login")
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_context)]
+
+
+def client_ip(request: Request) -> str:
+    """The peer address; `X-Forwarded-For` only from a trusted proxy (web.proxies)."""
+    peer = request.client.host if request.client else ""
+    proxies = trusted_proxies(get_context(request).settings.trusted_proxies)
+    return proxies.client(peer, request.headers.get("x-forwarded-for"))
+
+
+ClientIp = Annotated[str, Depends(client_ip)]
+
+
+def current_principal(
+    ctx: Ctx,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise TokenInvalid("send the access token from login as `Authorization: Bearer <token>`")
+    principal = ctx.accounts.authenticate(credentials.credentials)
+    ctx.accounts.rates.user_request(principal.account.id)
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that lets in the given roles only (403 for the others). An admin also
+    needs a second factor turned on: admin power behind a password alone is refused."""
+    allowed = frozenset(roles)
+    names = ", ".join(sorted(r.value for r in allowed))
+
+    def dependency(principal: CurrentUser) -> Principal:
+        account = principal.account
+        if account.role not in allowed:
+            raise Forbidden(f"this needs the role {names}; yours is {account.role.value}")
+        if account.role is Role.ADMIN and not account.totp_enabled:
+            raise Forbidden(
+                "admins must turn on two-factor authentication first (POST /api/me/2fa)"
+            )
+        return principal
+
+    return dependency
+
+
+Trader = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.TRADER))]
+Admin = Annotated[Principal, Depends(require_role(Role.ADMIN))]

@@ -1,0 +1,1 @@
+"""API routers, one module an area, each exposing `router` (included by web.app)."""
