@@ -78,14 +78,21 @@ class _Limiter:
                 wait = max(wait, 1, math.ceil(left))
         return wait
 
-    def hit(self, items: Sequence[RateLimitItem], *key: str) -> int:
-        """Count one against every item; seconds to wait if any was already full."""
-        wait = self.over(items, *key)
+    def hit(self, *budgets: tuple[Sequence[RateLimitItem], tuple[str, ...]]) -> int:
+        """Count one against every budget, unless one is already full: then count nothing
+        (a refused request spends no budget) and return the seconds to wait."""
+        wait = max((self.over(items, *key) for items, key in budgets), default=0)
         if wait:
             return wait
+        for items, key in budgets:
+            for item in items:
+                self._call("hit", self._limiter.hit, item, *key)
+        return 0
+
+    def count(self, items: Sequence[RateLimitItem], *key: str) -> None:
+        """Count one failure against each window that still has room."""
         for item in items:
             self._call("hit", self._limiter.hit, item, *key)
-        return 0
 
     def clear(self, items: Sequence[RateLimitItem], *key: str) -> None:
         for item in items:
@@ -119,16 +126,16 @@ class LoginThrottle:
             if wait:
                 raise _throttled(wait, "failed logins")
         if not known:
-            wait = self._limiter.hit(self.unknown_hashing, "login-hashing")
+            wait = self._limiter.hit((self.unknown_hashing, ("login-hashing",)))
             if wait:
                 raise _throttled(wait, "logins from new addresses right now")
 
     def failed(self, address: str, account: str, *, known: bool) -> None:
         account = _account_key(account)
-        self._limiter.hit(self.per_address, "login-ip", address)
-        self._limiter.hit(self.per_pair, "login-pair", address, account)
+        self._limiter.count(self.per_address, "login-ip", address)
+        self._limiter.count(self.per_pair, "login-pair", address, account)
         if not known:
-            self._limiter.hit(self.per_account_unknown, "login-unknown", account)
+            self._limiter.count(self.per_account_unknown, "login-unknown", account)
 
     def succeeded(self, address: str, account: str) -> None:
         self._limiter.clear(self.per_pair, "login-pair", address, _account_key(account))
@@ -149,15 +156,15 @@ class RateLimits:
         self.anonymous = parse_many(PER_ADDRESS_ANONYMOUS)
 
     def user_request(self, user_id: int) -> None:
-        wait = self._limiter.hit(self.everyone, "api-all") or self._limiter.hit(
-            self.per_user, "api-user", str(user_id)
+        wait = self._limiter.hit(
+            (self.everyone, ("api-all",)), (self.per_user, ("api-user", str(user_id)))
         )
         if wait:
             raise _throttled(wait, "requests")
 
     def anonymous_request(self, address: str, route: str) -> None:
-        wait = self._limiter.hit(self.everyone, "api-all") or self._limiter.hit(
-            self.anonymous, "api-anon", route, address
+        wait = self._limiter.hit(
+            (self.everyone, ("api-all",)), (self.anonymous, ("api-anon", route, address))
         )
         if wait:
             raise _throttled(wait, "requests")
