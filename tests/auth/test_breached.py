@@ -12,7 +12,7 @@ from tests.conftest import Capture
 from tests.sims.hibp import HibpSim, hibp_sim, sha1_hex
 
 from tradeguard.auth.breached import DEFAULT_BASE_URL, BreachCheckUnavailable, BreachedPasswords
-from tradeguard.core.errors import ConfigError, WeakPassword
+from tradeguard.core.errors import ConfigError, ServiceUnavailable, WeakPassword
 from tradeguard.secrets import Password
 
 BREACHED = "password1234"
@@ -120,6 +120,7 @@ def test_a_non_200_answer_is_unavailable(sim: HibpSim, url: str, status: int) ->
     with _client(url) as breached, pytest.raises(BreachCheckUnavailable) as caught:
         breached.count(Password(UNSEEN))
     assert f"answered HTTP {status}" in caught.value.message
+    assert isinstance(caught.value, ServiceUnavailable)
     assert caught.value.status == 503
 
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tradeguard.core.errors import AuthError, ConfigError, WeakPassword
+from tradeguard.core.errors import ConfigError, ServiceUnavailable, WeakPassword
 from tradeguard.secrets import Password, Secret
 
 __all__ = ["DEFAULT_BASE_URL", "BreachCheckUnavailable", "BreachedPasswords"]
@@ -41,11 +41,9 @@ _MAX_BODY_BYTES = 1024 * 1024
 _LOOPBACK_NAMES = ("localhost",)
 
 
-class BreachCheckUnavailable(AuthError):
+class BreachCheckUnavailable(ServiceUnavailable):
     """The breached-password service could not be asked (timeout, network error, a non-200 or
-    malformed answer); with `fail_closed`, a new password is refused until it can."""
-
-    status = 503
+    malformed answer); with `fail_closed`, a new password is refused (503) until it can."""
 
 
 class BreachedPasswords:
