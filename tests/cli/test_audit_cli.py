@@ -157,9 +157,9 @@ def table_rows(text: str) -> Iterator[list[str]]:
 _APPEND_AND_DIE = """
 import os
 from tradeguard.audit import load_audit_keys
-from tradeguard.cli.open_audit import open_audit_log
+from tradeguard.ops.audit_log import open_audit_log
 from tradeguard.cli.settings import cli_settings
-from tradeguard.cli.store import open_store
+from tradeguard.ops.store import open_store
 from tradeguard.core.events import EventName
 
 settings = cli_settings()

@@ -32,12 +32,12 @@ from tradeguard.audit.proofs import check_proof, consistency, inclusion
 from tradeguard.audit.retention import prune
 from tradeguard.cli.console import err, out
 from tradeguard.cli.inputs import BadInput, parse_time
-from tradeguard.cli.open_audit import open_audit_log
 from tradeguard.cli.settings import cli_settings
-from tradeguard.cli.store import open_existing_store, open_store
 from tradeguard.config import Settings
 from tradeguard.core.events import EventName
 from tradeguard.crypto.keyring_file import init_keyring_file, keyring_file_path, rotate_keyring_file
+from tradeguard.ops.audit_log import open_audit_log
+from tradeguard.ops.store import open_existing_store, open_store
 
 __all__ = ["app"]
 

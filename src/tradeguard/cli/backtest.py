@@ -25,9 +25,9 @@ from tradeguard.bots.venvs import site_packages
 from tradeguard.cli.console import err, out
 from tradeguard.cli.inputs import BadInput, parse_time
 from tradeguard.cli.settings import cli_settings
-from tradeguard.cli.store import open_store
 from tradeguard.config import Settings
 from tradeguard.marketdata.sample import sample_path
+from tradeguard.ops.store import open_store
 from tradeguard.secrets.redact import redact_text
 from tradeguard.venues.paper.config import PaperConfig
 

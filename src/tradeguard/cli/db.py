@@ -6,7 +6,7 @@ import typer
 
 from tradeguard.cli.console import out
 from tradeguard.cli.settings import cli_settings
-from tradeguard.cli.store import open_store
+from tradeguard.ops.store import open_store
 
 __all__ = ["app"]
 

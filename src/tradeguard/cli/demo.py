@@ -53,17 +53,17 @@ from tradeguard.bots.runtime import BotRuntime
 from tradeguard.bots.sandbox import probe
 from tradeguard.cli.console import out
 from tradeguard.cli.doctor import render_checks
-from tradeguard.cli.open_audit import open_audit_log
 from tradeguard.cli.open_vault import opened_vault
 from tradeguard.cli.settings import cli_settings
-from tradeguard.cli.store import open_store
 from tradeguard.config import Settings
 from tradeguard.core.errors import ConfigError, DataDirError
 from tradeguard.core.events import EventName
 from tradeguard.marketdata.candles import Candle, Timeframe
 from tradeguard.marketdata.files import parse_file_name, read_candles
 from tradeguard.marketdata.sample import sample_path
+from tradeguard.ops.audit_log import open_audit_log
 from tradeguard.ops.doctor import run_checks
+from tradeguard.ops.store import open_store
 from tradeguard.risk.breakers import Breaker, Reading
 from tradeguard.risk.metrics import max_drawdown, record_of
 from tradeguard.risk.states import Scope

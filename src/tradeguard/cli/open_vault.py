@@ -7,10 +7,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from tradeguard.audit import load_audit_keys
-from tradeguard.cli.open_audit import open_audit_log
 from tradeguard.cli.settings import cli_settings
-from tradeguard.cli.store import open_store
 from tradeguard.core.clock import SystemClock
+from tradeguard.ops.audit_log import open_audit_log
+from tradeguard.ops.store import open_store
 from tradeguard.vault import UnlockSessions, Vault
 from tradeguard.vault.master import load_master_keyring
 

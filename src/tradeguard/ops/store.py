@@ -1,4 +1,5 @@
-"""Open the store for a command: to write (data dir, engine, migrations) or only to read."""
+"""Open the store: to write (data dir, engine, migrations) or only to read. One implementation
+for the commands and the API server (`tradeguard serve` opens it through web.runtime)."""
 
 from __future__ import annotations
 
