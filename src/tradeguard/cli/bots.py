@@ -9,30 +9,21 @@ candles are what `run` offers; live connections are refused with a message sayin
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import sqlalchemy as sa
 import typer
 from rich.table import Table
 
-from tradeguard.bots.registry import BotInfo, create_bot, find_bot, list_bots
+from tradeguard.bots import control
+from tradeguard.bots.registry import create_bot, find_bot, list_bots
 from tradeguard.bots.runtime import BotRuntime
 from tradeguard.cli.console import out
 from tradeguard.cli.open_audit import opened_for_change
 from tradeguard.cli.risk import bots_app
-from tradeguard.config import Settings
 from tradeguard.core.errors import ConfigError
-from tradeguard.marketdata.candles import Candle
-from tradeguard.marketdata.files import parse_file_name, read_candles
-from tradeguard.marketdata.sample import sample_path
 from tradeguard.vault.users import all_users
 
 __all__ = ["bots_app"]
@@ -52,6 +43,7 @@ SpeedOpt = Annotated[
 
 
 _opened = opened_for_change
+ACTOR = "operator"
 
 
 def _default_user(db: sa.Engine) -> str:
@@ -91,28 +83,6 @@ def create(
     )
 
 
-def _status(settings: Settings, info: BotInfo) -> dict[str, Any]:
-    path = info.paths(settings).root / "status.json"
-    try:
-        status: dict[str, Any] = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return {"state": "never run"}
-    if status.get("state") == "running" and not _alive(status.get("supervisor_pid"), info.name):
-        status["state"] = "dead (the supervisor is gone)"
-    return status
-
-
-def _alive(pid: object, name: str) -> bool:
-    """Whether `pid` is a `bots run NAME` supervisor (a recycled pid is someone else)."""
-    if not isinstance(pid, int):
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"run" in argv and name.encode() in argv
-
-
 @bots_app.command("list")
 def list_() -> None:
     """Every bot, with its state."""
@@ -120,32 +90,15 @@ def list_() -> None:
         bots = list_bots(db)
         table = Table("name", "id", "user", "connection", "mode", "state")
         for info in bots:
-            state = str(_status(settings, info).get("state"))
+            state = str(control.read_status(settings, info).get("state"))
             table.add_row(info.name, info.id, info.user, info.connection, info.mode, state)
     out.print(table if bots else "no bots yet: `tradeguard bots create --from FOLDER`")
-
-
-def _replay(specs: list[str]) -> dict[str, list[Candle]]:
-    if not specs:
-        raise ConfigError("say what to replay with --replay FILE (or sample:ETH_BTC-5m.csv)")
-    candles: dict[str, list[Candle]] = {}
-    for spec in specs:
-        path = (
-            sample_path(spec.removeprefix("sample:")) if spec.startswith("sample:") else Path(spec)
-        )
-        symbol, _timeframe = parse_file_name(path.name)
-        if symbol is None:
-            raise ConfigError(
-                f"{path.name}: name the file SYMBOL-TIMEFRAME.csv, e.g. ETH_BTC-5m.csv"
-            )
-        candles[symbol] = list(read_candles(path).candles)
-    return candles
 
 
 @bots_app.command("run")
 def run(bot: BotArg, replay: ReplayOpt = [], speed: SpeedOpt = 0.0) -> None:  # noqa: B006
     """Run a bot in the foreground until the replay ends or Ctrl-C / SIGTERM."""
-    candles = _replay(replay)
+    candles = control.replay_candles(replay)
     with _opened() as (settings, db, audit):
         info = find_bot(db, bot)
         runtime = BotRuntime(settings, db, audit, info, replay=candles, speed=speed)
@@ -165,56 +118,28 @@ async def _run(runtime: BotRuntime) -> int:
 @bots_app.command("start")
 def start(bot: BotArg, replay: ReplayOpt = [], speed: SpeedOpt = 0.0) -> None:  # noqa: B006
     """`bots run` in the background; `bots status` and `bots stop` find it."""
-    _replay(replay)  # bad input fails here, not in a detached process
-    with _opened() as (settings, db, _audit):
+    with _opened() as (settings, db, audit):
         info = find_bot(db, bot)
-    if _alive(_status(settings, info).get("supervisor_pid"), bot):
-        raise ConfigError(f"bot {bot} is running; `tradeguard bots stop {bot}` first")
-    paths = info.paths(settings)
-    args = [sys.executable, "-m", "tradeguard", "bots", "run", bot, "--speed", str(speed)]
-    for spec in replay:
-        args += ["--replay", spec]
-    (paths.root / "run.json").write_text(json.dumps({"replay": replay, "speed": speed}))
-    log = os.open(paths.logs / "supervisor.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        child = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-        )
-    finally:
-        os.close(log)
-    out.print(f"bot {bot} starting (supervisor pid {child.pid}); `tradeguard bots status {bot}`")
+        pid = control.start(settings, info, replay, speed, events=audit, actor=ACTOR)
+    out.print(f"bot {bot} starting (supervisor pid {pid}); `tradeguard bots status {bot}`")
 
 
 @bots_app.command("stop")
 def stop(bot: BotArg) -> None:
     """Stop a bot started with `bots start`: it gets SIGTERM (its on_stop runs)."""
-    with _opened() as (settings, db, _audit):
+    with _opened() as (settings, db, audit):
         info = find_bot(db, bot)
-    pid = _status(settings, info).get("supervisor_pid")
-    if not _alive(pid, bot):
-        out.print(f"bot {bot} is not running.", markup=False)
-        return
-    assert isinstance(pid, int)  # noqa: S101 - _alive checked it
-    os.kill(pid, signal.SIGTERM)
-    for _ in range(150):
-        if not _alive(pid, bot):
-            out.print(f"bot {bot} stopped.", markup=False)
-            return
-        time.sleep(0.1)
-    raise ConfigError(f"bot {bot}'s supervisor (pid {pid}) did not stop in 15 s; kill {pid}")
+        stopped = control.stop(settings, info, events=audit, actor=ACTOR)
+    out.print(f"bot {bot} {'stopped' if stopped else 'is not running'}.", markup=False)
 
 
 @bots_app.command("restart")
 def restart(bot: BotArg) -> None:
     """Stop, then start again with the replay it was started with."""
     with _opened() as (settings, db, _audit):
-        info = find_bot(db, bot)
-    try:
-        last = json.loads((info.paths(settings).root / "run.json").read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"bot {bot} was never started with `bots start`") from None
+        replay, speed = control.last_run(settings, find_bot(db, bot))
     stop(bot)
-    start(bot, list(last["replay"]), float(last["speed"]))
+    start(bot, replay, speed)
 
 
 @bots_app.command("status")
@@ -222,7 +147,7 @@ def status(bot: BotArg) -> None:
     """State, process, restarts, memory and CPU, requests answered, trading state."""
     with _opened() as (settings, db, _audit):
         info = find_bot(db, bot)
-        current = _status(settings, info)
+        current = control.read_status(settings, info)
     table = Table("", "", title=f"bot {info.name}", show_header=False)
     for key in ("state", "pid", "restarts", "last_exit", "connected", "requests", "trading"):
         table.add_row(key, str(current.get(key, "")))
@@ -240,7 +165,5 @@ def logs(
     """The last lines of the bot's log (redacted when written)."""
     with _opened() as (settings, db, _audit):
         info = find_bot(db, bot)
-    path = info.paths(settings).logs / "bot.log"
-    with contextlib.suppress(FileNotFoundError):
-        for line in path.read_text(errors="replace").splitlines()[-lines:]:
-            out.print(line, markup=False, highlight=False)
+    for line in control.tail_log(info.paths(settings).logs / "bot.log", lines):
+        out.print(line, markup=False, highlight=False)

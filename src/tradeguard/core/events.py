@@ -53,6 +53,8 @@ class EventName(StrEnum):
     BOT_PROMOTION_REFUSED = "bot.promotion.refused"
     BOT_CREATED = "bot.created"
     BOT_REMOVED = "bot.removed"
+    BOT_START_REQUESTED = "bot.start.requested"  # who asked (the supervisor logs bot.started)
+    BOT_STOP_REQUESTED = "bot.stop.requested"
     BOT_STARTED = "bot.started"
     BOT_STOPPED = "bot.stopped"
     BOT_CRASHED = "bot.crashed"
