@@ -281,7 +281,9 @@ def test_retire_is_refused_while_a_data_key_still_uses_an_old_version(
     with pytest.raises(VaultError) as refused:
         retire_below(vault, 2)
     message = refused.value.message
-    assert "3 data key(s) still use a master key version below 2" in message
+    assert "3 data key(s) or second-factor secret(s) still use a master key version below 2" in (
+        message
+    )
     assert "run `tradeguard vault rewrap` first" in message
     assert stage.min_master_version() == 1
 

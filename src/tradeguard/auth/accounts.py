@@ -1,9 +1,5 @@
-"""Accounts as the login side sees them: role, email, password hash, second factor.
-
-The TOTP secret is an envelope under the master keyring, bound to `user:<id>` / `totp`, with
-the key version beside it: the server must check codes before any vault is unlocked, so it
-cannot live under a password-mode user's data key.
-"""
+"""Accounts as the login side sees them: role, email, password hash, second factor (its
+secret sealed by tradeguard.vault.second_factor)."""
 
 from __future__ import annotations
 
@@ -16,8 +12,6 @@ from typing import cast
 import sqlalchemy as sa
 
 from tradeguard.core.errors import AuthError, NotFound
-from tradeguard.crypto import Binding, Envelope, Keyring, decrypt, encrypt
-from tradeguard.secrets import Token
 from tradeguard.store.models import User
 from tradeguard.vault.users import owner_of
 
@@ -27,8 +21,6 @@ __all__ = [
     "by_id",
     "by_login",
     "check_email",
-    "open_totp_secret",
-    "seal_totp_secret",
 ]
 
 users = cast(sa.Table, User.__table__)
@@ -108,20 +100,3 @@ def by_login(conn: sa.Connection, login: str) -> Account | None:
     column = users.c.email if "@" in login else users.c.name
     row = conn.execute(sa.select(users).where(column == login)).first()
     return None if row is None else _from_row(row)
-
-
-def _binding(user_id: int) -> Binding:
-    return Binding(owner_of(user_id), "totp", "secret")
-
-
-def seal_totp_secret(secret: Token, user_id: int, keyring: Keyring) -> tuple[bytes, int]:
-    with secret.reveal() as view:
-        sealed = encrypt(
-            keyring.primary_key(), view, _binding(user_id), key_version=keyring.primary
-        )
-    return sealed, keyring.primary
-
-
-def open_totp_secret(sealed: bytes, user_id: int, keyring: Keyring) -> Token:
-    envelope = Envelope.parse(sealed)
-    return decrypt(keyring.get(envelope.key_version), envelope, _binding(user_id), Token)

@@ -9,9 +9,9 @@ another address is burned and refused.
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from collections.abc import Set as AbstractSet
 from typing import Literal, Protocol, cast
 
 import sqlalchemy as sa

@@ -25,8 +25,6 @@ from tradeguard.auth.accounts import (
     by_id,
     by_login,
     check_email,
-    open_totp_secret,
-    seal_totp_secret,
 )
 from tradeguard.auth.backup_codes import code_hash, new_backup_codes, normalize
 from tradeguard.auth.breached import BreachedPasswords
@@ -53,6 +51,7 @@ from tradeguard.core.events import Detail, DomainEvent, EventName, EventSink
 from tradeguard.secrets import Password, Token
 from tradeguard.store.models import BackupCode, User
 from tradeguard.vault import Vault
+from tradeguard.vault.second_factor import open_totp_secret, seal_totp_secret
 from tradeguard.vault.users import VaultMode, check_name
 
 __all__ = [

@@ -3,8 +3,9 @@
 - Master key: `rotate` adds a primary version to the keyring (vault.master); `rewrap` moves every
   service-mode DEK to it in committed batches with a compare-and-swap on
   `encryption_key_version`, so it can be interrupted at any point (every row still decrypts,
-  under the old version or the new) and resumed, also by several processes at once; `retire`
-  then refuses the old versions for good.
+  under the old version or the new) and resumed, also by several processes at once; then it
+  moves every TOTP secret (vault.second_factor) the same way. `retire` then refuses the old
+  versions for good.
 - A user's DEK: `rotate_dek` re-encrypts that user's credential fields under a fresh DEK in one
   transaction (all or nothing).
 - A vault password change rewraps the DEK only (Vault.change_password).
@@ -15,7 +16,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from functools import partial
+from typing import TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -26,6 +28,7 @@ from tradeguard.crypto import encrypt as _encrypt
 from tradeguard.secrets import Password
 from tradeguard.store.models import Credential, CredentialField
 from tradeguard.vault.credentials import field_binding
+from tradeguard.vault.second_factor import open_totp_secret, seal_totp_secret
 from tradeguard.vault.service import Vault, vault_state
 from tradeguard.vault.unlock import new_password_wrapping
 from tradeguard.vault.users import load_user, users
@@ -37,6 +40,7 @@ _BUSY_RETRIES = 40
 credentials = cast(sa.Table, Credential.__table__)
 fields_table = cast(sa.Table, CredentialField.__table__)
 Progress = Callable[[int], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,17 +48,51 @@ class RewrapResult:
     primary: int
     rewrapped: int
     failed: list[str]  # user names whose DEK would not unwrap (restore them from a backup)
+    second_factors: int = 0  # TOTP secrets moved to the primary version
 
 
 def _stale(primary: int) -> sa.ColumnElement[bool]:
     return sa.and_(users.c.vault_mode == "service", users.c.encryption_key_version != primary)
 
 
+def _stale_totp(primary: int) -> sa.ColumnElement[bool]:
+    return sa.and_(users.c.totp_secret.is_not(None), users.c.totp_key_version != primary)
+
+
 def pending_rewrap(vault: Vault) -> int:
-    """How many service-mode DEKs are not yet under the primary master key version."""
+    """How many service-mode DEKs and TOTP secrets are not yet under the primary master key
+    version."""
+    primary = vault.keyring.primary
     with vault.engine.connect() as conn:
-        query = sa.select(sa.func.count()).select_from(users).where(_stale(vault.keyring.primary))
-        return int(conn.execute(query).scalar_one())
+        count = sa.select(sa.func.count()).select_from(users)
+        return int(conn.execute(count.where(_stale(primary))).scalar_one()) + int(
+            conn.execute(count.where(_stale_totp(primary))).scalar_one()
+        )
+
+
+def _rewrap_totp(vault: Vault) -> tuple[int, list[str]]:
+    """Move every TOTP secret to the primary version (compare-and-swap on its key version).
+    There is one per person at most: one transaction does them all."""
+    primary = vault.keyring.primary
+    done, failed = 0, []
+    columns = (users.c.id, users.c.name, users.c.totp_secret, users.c.totp_key_version)
+    with vault.engine.begin() as conn:
+        vault.check_primary(conn)
+        for user_id, name, sealed, old_version in conn.execute(
+            sa.select(*columns).where(_stale_totp(primary))
+        ).all():
+            try:
+                with open_totp_secret(sealed, user_id, vault.keyring) as secret:
+                    resealed, _ = seal_totp_secret(secret, user_id, vault.keyring)
+            except (IntegrityError, VaultError):
+                failed.append(name)
+                continue
+            done += conn.execute(
+                users.update()
+                .where(users.c.id == user_id, users.c.totp_key_version == old_version)
+                .values(totp_secret=resealed, totp_key_version=primary)
+            ).rowcount
+    return done, failed
 
 
 def _rewrap_batch(vault: Vault, after_id: int, batch_size: int) -> tuple[int, int, list[str]]:
@@ -108,13 +146,13 @@ def _busy(error: sa.exc.OperationalError) -> bool:
     return "database is locked" in str(error.orig)
 
 
-def _batch_with_retry(vault: Vault, after_id: int, batch_size: int) -> tuple[int, int, list[str]]:
-    """A batch, retried while SQLite reports another writer: SQLite does not wait to turn a
-    read transaction into a write one. A retry is safe: the batch committed nothing, and its
+def _retrying(step: Callable[[], T]) -> T:
+    """A write step, retried while SQLite reports another writer: SQLite does not wait to turn
+    a read transaction into a write one. A retry is safe: the step committed nothing, and its
     compare-and-swap skips rows another process rewrapped meanwhile."""
     for attempt in range(_BUSY_RETRIES):
         try:
-            return _rewrap_batch(vault, after_id, batch_size)
+            return step()
         except sa.exc.OperationalError as e:
             if not _busy(e) or attempt == _BUSY_RETRIES - 1:
                 raise
@@ -130,21 +168,26 @@ def rewrap(
         raise ValueError("batch_size must be at least 1")
     last, total, failed = 0, 0, []
     while True:
-        last_seen, done, batch_failed = _batch_with_retry(vault, last, batch_size)
+        last_seen, done, batch_failed = _retrying(partial(_rewrap_batch, vault, last, batch_size))
         if last_seen == last:
             break
         last, total = last_seen, total + done
         failed += batch_failed
         if progress:
             progress(done + len(batch_failed))
+    second_factors, totp_failed = _retrying(partial(_rewrap_totp, vault))
+    if progress and (second_factors or totp_failed):
+        progress(second_factors + len(totp_failed))
+    failed += [f"{name} (second factor)" for name in totp_failed]
     vault.emit(
         EventName.VAULT_DEKS_REWRAPPED,
         None,
         primary=vault.keyring.primary,
         rewrapped=total,
+        second_factors=second_factors,
         failed=len(failed),
     )
-    return RewrapResult(vault.keyring.primary, total, failed)
+    return RewrapResult(vault.keyring.primary, total, failed, second_factors)
 
 
 def retire_below(vault: Vault, version: int) -> int:
@@ -159,15 +202,21 @@ def retire_below(vault: Vault, version: int) -> int:
             f"{vault.keyring.primary}, which would be retired too"
         )
     with vault.engine.begin() as conn:
-        still = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(users)
-            .where(users.c.vault_mode == "service", users.c.encryption_key_version < version)
-        ).scalar_one()
+        count = sa.select(sa.func.count()).select_from(users)
+        still = (
+            conn.execute(
+                count.where(
+                    users.c.vault_mode == "service", users.c.encryption_key_version < version
+                )
+            ).scalar_one()
+            + conn.execute(
+                count.where(users.c.totp_secret.is_not(None), users.c.totp_key_version < version)
+            ).scalar_one()
+        )
         if still:
             raise VaultError(
-                f"{still} data key(s) still use a master key version below {version}; run "
-                "`tradeguard vault rewrap` first, then retire"
+                f"{still} data key(s) or second-factor secret(s) still use a master key version "
+                f"below {version}; run `tradeguard vault rewrap` first, then retire"
             )
         current = vault.min_master_version(conn)
         new_min = max(current, version)
