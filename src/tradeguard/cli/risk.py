@@ -12,27 +12,30 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
 from rich.table import Table
 
-from tradeguard.audit import AuditLog
 from tradeguard.cli.console import err, out
 from tradeguard.cli.inputs import BadInput
 from tradeguard.cli.open_audit import opened_for_change
 from tradeguard.cli.open_vault import opened_vault
 from tradeguard.config import Settings
-from tradeguard.core.errors import OrderNotFound, TradeguardError
-from tradeguard.core.events import DomainEvent, EventName
-from tradeguard.risk import GLOBAL, Breakers, OperatorPolicy, Scope, TradingState
-from tradeguard.risk.promotion import Verdict, judge, paper_record
-from tradeguard.risk.store import BotRecord, SqlRiskStore, StoredOrder
+from tradeguard.core.errors import ConfigError
+from tradeguard.risk import GLOBAL, OperatorPolicy, Scope
+from tradeguard.risk.control import (
+    HaltOutcome,
+    RiskControl,
+    UnknownRiskBot,
+    breakers_of,
+    check_reason,
+    effective_state,
+    venue_opener,
+)
+from tradeguard.risk.promotion import Verdict
+from tradeguard.risk.store import SqlRiskStore
 from tradeguard.vault import Vault
-from tradeguard.venues.paper import PaperVenue
-from tradeguard.venues.protocol import Venue
 
 __all__ = ["bots_app", "risk_app"]
 
@@ -42,28 +45,28 @@ risk_app = typer.Typer(
 bots_app = typer.Typer(help="Bots: promotion from paper to live.", no_args_is_help=True)
 
 ACTOR = "operator"
-LATE_CHECKS, LATE_WAIT = 5, 0.5  # seconds: longer than an order takes to reach a venue
 
 
 @dataclass
 class _Risk:
     settings: Settings
-    db: sa.Engine
-    audit: AuditLog
     store: SqlRiskStore
-    resources: ExitStack
-    vault: Vault | None = None
-
-    def emit(self, name: EventName, subject: str, **details: str | int) -> None:
-        self.audit.emit(
-            DomainEvent(name, datetime.now(UTC), actor=ACTOR, subject=subject, details=details)
-        )
+    control: RiskControl
 
 
 @contextmanager
 def _opened() -> Iterator[_Risk]:
     with opened_for_change() as (settings, db, audit), ExitStack() as resources:
-        yield _Risk(settings, db, audit, SqlRiskStore(db), resources)
+        vaults: list[Vault] = []
+
+        def vault() -> Vault:  # opened once, and only when a real venue needs it
+            if not vaults:
+                vaults.append(resources.enter_context(opened_vault()))
+            return vaults[0]
+
+        store = SqlRiskStore(db)
+        control = RiskControl(store, audit, venue_opener(db, settings, vault), actor=ACTOR)
+        yield _Risk(settings, store, control)
 
 
 def _scope(all_: bool, user: str | None, bot: str | None) -> Scope:
@@ -78,19 +81,11 @@ def _scope(all_: bool, user: str | None, bot: str | None) -> Scope:
         raise BadInput(str(error)) from None
 
 
-def _bots_in(records: list[BotRecord], scope: Scope) -> list[BotRecord]:
-    if scope == GLOBAL:
-        return records
-    if scope.kind.value == "user":
-        return [r for r in records if r.user == scope.name]
-    return [r for r in records if r.name == scope.name]
-
-
 def _reason(reason: str) -> str:
-    reason = reason.strip()
-    if not reason or not reason.isprintable() or len(reason) > 200:
-        raise BadInput("--reason is one line of up to 200 characters saying why")
-    return reason
+    try:
+        return check_reason(reason)
+    except ConfigError as error:
+        raise BadInput(error.message) from None
 
 
 AllOpt = Annotated[bool, typer.Option("--all", help="Every bot of every user.")]
@@ -124,13 +119,8 @@ def status() -> None:
     for column in ("bot", "user", "mode", "state", "equity", "breakers (value / limit)"):
         table.add_column(column)
     for record in bots:
-        scopes = (GLOBAL, Scope.user(record.user), Scope.bot(record.name))
-        worst = max(
-            (states[s].state for s in scopes if s in states),
-            key=lambda st: st.rank,
-            default=TradingState.ACTIVE,
-        )
-        readings = record.meters.readings(record.breakers or Breakers())
+        worst = effective_state(states, record)
+        readings = record.meters.readings(breakers_of(record))
         shown = ", ".join(r.describe() for r in readings) or "none"
         table.add_row(
             record.name, record.user, record.mode, worst.value, f"{record.meters.equity:.8g}",
@@ -167,92 +157,34 @@ def halt(
     bots' open orders are canceled; prints what it canceled. Exit 1 if a cancel failed."""
     scope = _scope(all_, user, bot)
     why = _reason(reason)
-    state = TradingState.REDUCING if reducing else TradingState.HALTED
     with _opened() as risk:
-        risk.store.save_state(scope, state, why, ACTOR, datetime.now(UTC))
-        affected = [r.name for r in _bots_in(risk.store.bots(), scope)]
-        orders = risk.store.orders(affected) if state is TradingState.HALTED else []
-        risk.emit(
-            EventName.RISK_STATE_CHANGED, str(scope), to=state.value, reason=why,
-            orders_to_cancel=len(orders),
-        )  # fmt: skip
-        out.print(f"{scope} is {state.value}: new orders are refused.", markup=False)
-        failed = asyncio.run(_cancel(risk, orders))
-        if orders:
-            risk.emit(
-                EventName.RISK_ORDERS_CANCELED, str(scope), canceled=len(orders) - failed,
-                failed=failed,
-            )  # fmt: skip
-    if failed:
+        outcome = asyncio.run(risk.control.halt(scope, why, reducing=reducing))
+    _print_halt(outcome)
+    if outcome.failed:
         raise typer.Exit(1)
 
 
-async def _cancel(risk: _Risk, orders: list[StoredOrder]) -> int:
-    """Cancel each journaled order at its venue; the number that could not be canceled."""
-    if not orders:
+def _print_halt(outcome: HaltOutcome) -> None:
+    kept = "" if outcome.changed else " (already; a halt never loosens a scope)"
+    out.print(
+        f"{outcome.scope} is {outcome.state.value}{kept}: new orders are refused.", markup=False
+    )
+    if not outcome.canceled:
         out.print("No open orders to cancel.")
-        return 0
+        return
     table = Table(title="canceled")
     for column in ("bot", "account", "symbol", "client order id", "result"):
         table.add_column(column)
-    failed = 0
-    venues: dict[str, Venue] = {}
-    try:
-        for order in orders:
-            try:
-                venue = venues.get(order.account) or _venue_for(risk, order.account)
-                venues[order.account] = venue
-                await venue.cancel_order(order.symbol, client_order_id=order.client_order_id)
-                result = "canceled"
-            except OrderNotFound:
-                result = await _late(venue, risk.store, order)
-            except TradeguardError as error:
-                failed += 1
-                result = f"FAILED: {error.message}"
-            if not result.startswith("FAILED"):
-                risk.store.forget_order(order.client_order_id)
-            table.add_row(order.bot, order.account, order.symbol, order.client_order_id, result)
-    finally:
-        for venue in venues.values():
-            await venue.close()
+    for c in outcome.canceled:
+        o = c.order
+        table.add_row(o.bot, o.account, o.symbol, o.client_order_id, c.result)
     out.print(table)
-    if failed:
+    if outcome.failed:
         err.print(
-            f"{failed} order(s) could not be canceled; the scope stays halted. Cancel them at "
-            "the venue by hand and run the command again.",
+            f"{outcome.failed} order(s) could not be canceled; the scope stays halted. Cancel "
+            "them at the venue by hand and run the command again.",
             markup=False,
         )
-    return failed
-
-
-async def _late(venue: Venue, store: SqlRiskStore, order: StoredOrder) -> str:
-    """An order in the journal that the venue does not have: either it has ended, or another
-    process journaled it and is sending it now. Watch it for a few seconds before believing it
-    is gone; if it arrives, cancel it."""
-    for _ in range(LATE_CHECKS):
-        await asyncio.sleep(LATE_WAIT)
-        if order.client_order_id not in {o.client_order_id for o in store.orders([order.bot])}:
-            return "already closed"
-        try:
-            await venue.cancel_order(order.symbol, client_order_id=order.client_order_id)
-        except OrderNotFound:
-            continue
-        return "canceled (arrived late)"
-    return "not at the venue"
-
-
-def _venue_for(risk: _Risk, account: str) -> Venue:
-    """`paper:NAME` is a paper account; `VENUE:CREDENTIAL` (`binance:main`) a stored credential,
-    opened through the vault only now that an order there needs canceling."""
-    kind, _, name = account.partition(":")
-    if kind == "paper":
-        return PaperVenue(risk.db, account=name, markets={})
-    # ccxt takes about a second to import: only a real venue pays for it
-    from tradeguard.venues.connect import ccxt_venue_for
-
-    if risk.vault is None:
-        risk.vault = risk.resources.enter_context(opened_vault())
-    return ccxt_venue_for(risk.vault, risk.settings, name, venue=kind)
 
 
 # -- reset --------------------------------------------------------------------------------------
@@ -269,16 +201,10 @@ def reset(
     scope = _scope(all_, user, bot)
     why = _reason(reason)
     with _opened() as risk:
-        states = risk.store.states()
-        if scope not in states:
-            out.print(f"{scope} is already ACTIVE; nothing to reset.", markup=False)
-            return
-        now = datetime.now(UTC)
-        for record in _bots_in(risk.store.bots(), scope) if scope.kind.value == "bot" else []:
-            record.meters.rebase(now)
-            risk.store.save_bot(record, now)
-        risk.store.reset(scope, ACTOR, why, now)
-        risk.emit(EventName.RISK_RESET, str(scope), reason=why, **{"from": states[scope].state})
+        previous = risk.control.reset(scope, why)
+    if previous is None:
+        out.print(f"{scope} is already ACTIVE; nothing to reset.", markup=False)
+        return
     out.print(f"{scope} is ACTIVE again ({why}).", markup=False)
 
 
@@ -294,31 +220,23 @@ def promote(
     reason: Annotated[str, typer.Option("--reason", help="Why (required with --override).")] = "",
 ) -> None:
     """Show the bot's paper record against the thresholds; promote it only if it passes."""
-    why = _reason(reason) if override else "passed the gate"
+    if override:
+        _reason(reason)
     with _opened() as risk:
-        record = risk.store.load_bot(bot)
-        if record is None:
-            raise BadInput(f"no bot {bot!r} has traded under the risk engine yet")
-        if record.promoted_at is not None:
-            out.print(f"{bot} was promoted on {record.promoted_at:%Y-%m-%d %H:%M} UTC.")
-            return
-        pnls = [t.pnl for t in risk.store.closed_trades(bot, "paper")]
-        verdict = judge(
-            paper_record(pnls, record.capital),
-            OperatorPolicy.from_settings(risk.settings).promotion,
-        )
-        _print_verdict(bot, verdict)
-        if not verdict.passed and not override:
-            risk.emit(EventName.BOT_PROMOTION_REFUSED, f"bot:{bot}", failures=len(verdict.failures))
-            err.print(f"Not promoted: {'; '.join(verdict.failures)}.", markup=False)
-            raise typer.Exit(1)
-        why = why if not verdict.passed else "passed the gate"
-        risk.store.promote(bot, datetime.now(UTC))
-        risk.emit(
-            EventName.BOT_PROMOTED, f"bot:{bot}", reason=why,
-            overridden=int(not verdict.passed), failures=len(verdict.failures),
-        )  # fmt: skip
-    out.print(f"{bot} may now trade live ({why}).", markup=False)
+        policy = OperatorPolicy.from_settings(risk.settings).promotion
+        try:
+            outcome = risk.control.promote(bot, policy, override=override, reason=reason)
+        except UnknownRiskBot as error:
+            raise BadInput(error.message) from None
+    if outcome.verdict is None:
+        assert outcome.promoted_at is not None  # noqa: S101 - promoted before
+        out.print(f"{bot} was promoted on {outcome.promoted_at:%Y-%m-%d %H:%M} UTC.")
+        return
+    _print_verdict(bot, outcome.verdict)
+    if not outcome.promoted:
+        err.print(f"Not promoted: {'; '.join(outcome.verdict.failures)}.", markup=False)
+        raise typer.Exit(1)
+    out.print(f"{bot} may now trade live ({outcome.reason}).", markup=False)
 
 
 def _print_verdict(bot: str, verdict: Verdict) -> None:
