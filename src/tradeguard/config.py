@@ -194,7 +194,7 @@ class Settings(BaseSettings):
     rate_limit_global: str = "12000/minute"
     # Password checks from addresses a user has never logged in from, all users together: the
     # ceiling on what a distributed guessing attack can make the server hash.
-    login_unknown_rate: str = "20/second"
+    login_unknown_rate: str = "10/second"
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
