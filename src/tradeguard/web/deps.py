@@ -12,9 +12,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from tradeguard.auth.accounts import Role
 from tradeguard.auth.service import Principal
+from tradeguard.config import Settings
 from tradeguard.core.errors import Forbidden, TokenInvalid
 from tradeguard.web.context import AppContext
 from tradeguard.web.proxies import trusted_proxies
@@ -25,6 +27,7 @@ __all__ = [
     "Ctx",
     "CurrentUser",
     "Trader",
+    "address_of",
     "client_ip",
     "current_principal",
     "get_context",
@@ -43,11 +46,15 @@ def get_context(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 
-def client_ip(request: Request) -> str:
+def address_of(connection: HTTPConnection, settings: Settings) -> str:
     """The peer address; `X-Forwarded-For` only from a trusted proxy (web.proxies)."""
-    peer = request.client.host if request.client else ""
-    proxies = trusted_proxies(get_context(request).settings.trusted_proxies)
-    return proxies.client(peer, request.headers.get("x-forwarded-for"))
+    peer = connection.client.host if connection.client else ""
+    proxies = trusted_proxies(settings.trusted_proxies)
+    return proxies.client(peer, connection.headers.get("x-forwarded-for"))
+
+
+def client_ip(request: Request) -> str:
+    return address_of(request, get_context(request).settings)
 
 
 ClientIp = Annotated[str, Depends(client_ip)]

@@ -1,0 +1,109 @@
+"""The caller's own account: who they are, their sessions, second factor, password."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from tradeguard.auth.service import StepUp
+from tradeguard.secrets import Token
+from tradeguard.web.deps import ClientIp, Ctx, CurrentUser
+from tradeguard.web.errors import responses
+from tradeguard.web.schemas import (
+    BackupCodesOut,
+    CodeBody,
+    EnrolmentOut,
+    OkOut,
+    PasswordChangeBody,
+    SessionOut,
+    StepUpFields,
+    UserOut,
+    password_of,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/me", tags=["me"])
+
+
+def _shown_once(codes: list[Token]) -> BackupCodesOut:
+    """The codes as text for this one response; the Token values are wiped."""
+    shown = []
+    for code in codes:
+        with code.reveal_text() as text:
+            shown.append(text)
+        code.wipe()
+    return BackupCodesOut(backup_codes=shown)
+
+
+def _wipe(proof: StepUp) -> None:
+    if proof.password is not None:
+        proof.password.wipe()
+
+
+@router.get("", response_model=UserOut, responses=responses(401, 429))
+def get_me(principal: CurrentUser) -> UserOut:
+    return UserOut.of(principal.account)
+
+
+@router.get("/sessions", response_model=list[SessionOut], responses=responses(401, 429))
+def get_sessions(principal: CurrentUser, ctx: Ctx) -> list[SessionOut]:
+    """The live sessions of this account, newest first; `current` marks this one."""
+    sessions = ctx.accounts.live_sessions(principal)
+    return [SessionOut.of(s, principal.session.id) for s in sessions]
+
+
+@router.post("/2fa", response_model=EnrolmentOut, responses=responses(401, 409, 429))
+def begin_2fa(principal: CurrentUser, ctx: Ctx) -> EnrolmentOut:
+    """Start TOTP enrolment: scan the QR code (or enter the otpauth URI) in an authenticator
+    app, then confirm with one code. Starting again replaces a pending secret."""
+    enrolment = ctx.accounts.begin_totp(principal)
+    return EnrolmentOut(otpauth_uri=enrolment.uri, qr_svg=enrolment.qr_svg)
+
+
+@router.post("/2fa/confirm", response_model=BackupCodesOut, responses=responses(401, 409, 422, 429))
+def confirm_2fa(body: CodeBody, principal: CurrentUser, ctx: Ctx) -> BackupCodesOut:
+    """Turn TOTP on with one valid code. The answer holds 10 backup codes, shown this once:
+    each works once in place of a code. Every other session ends."""
+    return _shown_once(ctx.accounts.confirm_totp(principal, body.code))
+
+
+@router.post("/2fa/disable", response_model=OkOut, responses=responses(401, 403, 422, 429, 503))
+def disable_2fa(body: StepUpFields, principal: CurrentUser, ctx: Ctx, ip: ClientIp) -> OkOut:
+    """Turn TOTP off (a fresh `code` needed). Admins cannot: they must keep it."""
+    proof = body.proof()
+    try:
+        ctx.accounts.disable_totp(principal, proof, ip)
+    finally:
+        _wipe(proof)
+    return OkOut()
+
+
+@router.post(
+    "/backup-codes", response_model=BackupCodesOut, responses=responses(401, 409, 422, 429, 503)
+)
+def regenerate_backup_codes(
+    body: StepUpFields, principal: CurrentUser, ctx: Ctx, ip: ClientIp
+) -> BackupCodesOut:
+    """Replace every backup code with 10 new ones (a fresh `code` needed), shown once."""
+    proof = body.proof()
+    try:
+        codes = ctx.accounts.regenerate_backup_codes(principal, proof, ip)
+    finally:
+        _wipe(proof)
+    return _shown_once(codes)
+
+
+@router.post("/password", response_model=OkOut, responses=responses(400, 401, 422, 429, 503))
+def change_password(
+    body: PasswordChangeBody, principal: CurrentUser, ctx: Ctx, ip: ClientIp
+) -> OkOut:
+    """The current password, the new one, and `code` when the account has a second factor.
+    Every other session ends."""
+    current = password_of(body.current_password)
+    new = password_of(body.new_password)
+    try:
+        ctx.accounts.change_password(principal, current, new, StepUp(code=body.code), ip)
+    finally:
+        current.wipe()
+        new.wipe()
+    return OkOut()
