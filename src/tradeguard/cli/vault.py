@@ -126,7 +126,7 @@ def add(
     Where tradeguard can ask the venue what a key may do (Binance, Bybit, Hyperliquid), it does
     so first, with the key only in memory, and refuses a key that can withdraw or transfer funds.
     """
-    from tradeguard.venues.vetting import add_checked_credential, checked_venues  # ccxt: ~1 s
+    from tradeguard.venues.vetting import add_credential  # ccxt: ~1 s
 
     schema = schema_for(venue)
     needs = _needs(trade)
@@ -135,22 +135,14 @@ def add(
         vault.user(user)  # an unknown user fails before anyone types a secret
         _unlock_if_needed(vault, user)  # first: with --stdin-json the JSON is the rest of stdin
         with entered_fields(schema.fields, stdin_json) as fields:
-            if venue in checked_venues():
-                info, verdict = asyncio.run(
-                    add_checked_credential(
-                        vault, settings, user=user, venue=venue, name=name, fields=fields,
-                        needs=needs,
-                    )
-                )  # fmt: skip
-                warnings = list(verdict.warnings)
-            else:
-                info = vault.add_credential(user, venue, name, fields)
-                warnings = [
-                    f"tradeguard cannot ask {venue} what this key may do; make sure it cannot "
-                    "withdraw or transfer funds"
-                ] if venue != "paper" else []  # fmt: skip
-    out.print(f"Stored {_describe(info)}.", markup=False)
-    for warning in warnings:
+            added = asyncio.run(
+                add_credential(
+                    vault, settings, user=user, venue=venue, name=name, fields=fields,
+                    needs=needs,
+                )
+            )  # fmt: skip
+    out.print(f"Stored {_describe(added.info)}.", markup=False)
+    for warning in added.warnings:
         out.print(f"warning: {warning}", style="yellow", markup=False)
 
 

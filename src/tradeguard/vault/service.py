@@ -95,9 +95,10 @@ class Vault:
         /,
         *,
         actor: str = "operator",
+        ip: str | None = None,
         **details: Detail,
     ) -> None:
-        self.events.emit(DomainEvent(event, self.clock.now(), actor, subject, details))
+        self.events.emit(DomainEvent(event, self.clock.now(), actor, subject, details, ip))
 
     # -- data keys -----------------------------------------------------------------------------
 
@@ -269,9 +270,17 @@ class Vault:
     # -- credentials ---------------------------------------------------------------------------
 
     def add_credential(
-        self, user_name: str, venue: str, name: str, fields: Mapping[str, Secret]
+        self,
+        user_name: str,
+        venue: str,
+        name: str,
+        fields: Mapping[str, Secret],
+        *,
+        actor: str = "operator",
+        ip: str | None = None,
     ) -> CredentialInfo:
-        """Store a credential; its fields are parsed into the schema's types by the caller."""
+        """Store a credential; its fields are parsed into the schema's types by the caller.
+        `actor` and `ip` say who asked (the audit event names them)."""
         check_name(name, "credential name")
         schema = schema_for(venue)
         validate_fields(schema, fields)
@@ -294,7 +303,9 @@ class Vault:
             )
             self._write_fields(conn, user, credential_id, fields)
             info = find_credential(conn, credential_id)
-        self.emit(EventName.VAULT_CREDENTIAL_ADDED, info.id, venue=venue, name=name)
+        self.emit(
+            EventName.VAULT_CREDENTIAL_ADDED, info.id, actor=actor, ip=ip, venue=venue, name=name
+        )
         return info
 
     def _write_fields(
@@ -324,11 +335,16 @@ class Vault:
             user_id = load_user(conn, user_name).id if user_name else None
             return find_credential(conn, ref, user_id)
 
-    def remove_credential(self, credential_id: str) -> CredentialInfo:
+    def remove_credential(
+        self, credential_id: str, *, actor: str = "operator", ip: str | None = None
+    ) -> CredentialInfo:
         with self.engine.begin() as conn:
             info = find_credential(conn, credential_id)
             conn.execute(credentials.delete().where(credentials.c.id == info.id))
-        self.emit(EventName.VAULT_CREDENTIAL_REMOVED, info.id, venue=info.venue, name=info.name)
+        self.emit(
+            EventName.VAULT_CREDENTIAL_REMOVED, info.id, actor=actor, ip=ip, venue=info.venue,
+            name=info.name,
+        )  # fmt: skip
         return info
 
     def rotate_credential(self, credential_id: str, fields: Mapping[str, Secret]) -> CredentialInfo:

@@ -28,8 +28,10 @@ from tradeguard.venues.specs import SPECS, VenueSpec, spec_for
 from tradeguard.venues.types import MarketKind
 
 __all__ = [
+    "AddedCredential",
     "CheckOutcome",
     "add_checked_credential",
+    "add_credential",
     "checked_venues",
     "recheck_all",
     "recheck_credential",
@@ -92,10 +94,11 @@ def _emit(
     subject: str | None,
     actor: str,
     verdict: KeyVerdict,
+    ip: str | None = None,
     **extra: Detail,
 ) -> None:
     details = {"venue": verdict.venue, **_summary(verdict), **extra}
-    vault.events.emit(DomainEvent(event, vault.clock.now(), actor, subject, details))
+    vault.events.emit(DomainEvent(event, vault.clock.now(), actor, subject, details, ip))
 
 
 def _record(vault: Vault, info: CredentialInfo, verdict: KeyVerdict) -> CredentialInfo:
@@ -123,8 +126,11 @@ async def add_checked_credential(
     name: str,
     fields: Mapping[str, Secret],
     needs: frozenset[MarketKind] | None = None,
+    actor: str = "operator",
+    ip: str | None = None,
 ) -> tuple[CredentialInfo, KeyVerdict]:
-    """Check a key at its venue, then store it; a refused key is never stored."""
+    """Check a key at its venue, then store it; a refused key is never stored. `actor` and
+    `ip` say who asked (every event names them)."""
     spec = spec_for(venue)
     validate_fields(schema_for(spec.credential_venue), fields)
     vault.user(user)  # an unknown user fails before the venue is asked anything
@@ -132,12 +138,48 @@ async def add_checked_credential(
     with redacted(fields):
         verdict = await _verdict(spec, lambda: nullcontext(fields), settings, needs)
     if not verdict.accepted:
-        _emit(vault, EventName.VENUE_KEY_REFUSED, None, "operator", verdict, name=name)
+        _emit(vault, EventName.VENUE_KEY_REFUSED, None, actor, verdict, ip, name=name)
         verdict.raise_if_refused()
-    info = vault.add_credential(user, spec.credential_venue, name, fields)
+    info = vault.add_credential(user, spec.credential_venue, name, fields, actor=actor, ip=ip)
     info = _record(vault, info, verdict)
-    _emit(vault, EventName.VENUE_KEY_CHECKED, info.id, "operator", verdict)
+    _emit(vault, EventName.VENUE_KEY_CHECKED, info.id, actor, verdict, ip)
     return info, verdict
+
+
+@dataclass(frozen=True)
+class AddedCredential:
+    info: CredentialInfo
+    checked: bool  # the venue said what the key may do (and it is trade-only)
+    warnings: tuple[str, ...]
+
+
+async def add_credential(
+    vault: Vault,
+    settings: Settings,
+    *,
+    user: str,
+    venue: str,
+    name: str,
+    fields: Mapping[str, Secret],
+    needs: frozenset[MarketKind] | None = None,
+    actor: str = "operator",
+    ip: str | None = None,
+) -> AddedCredential:
+    """Store a credential the safest way its venue allows: checked first where tradeguard can
+    ask the venue what a key may do (`add_checked_credential`), else stored with a warning that
+    the person must make sure it cannot move funds (the paper venue has no key)."""
+    if venue in checked_venues():
+        info, verdict = await add_checked_credential(
+            vault, settings, user=user, venue=venue, name=name, fields=fields, needs=needs,
+            actor=actor, ip=ip,
+        )  # fmt: skip
+        return AddedCredential(info, True, verdict.warnings)
+    info = vault.add_credential(user, venue, name, fields, actor=actor, ip=ip)
+    warnings = () if venue == "paper" else (
+        f"tradeguard cannot ask {venue} what this key may do; make sure it cannot withdraw or "
+        "transfer funds",
+    )  # fmt: skip
+    return AddedCredential(info, False, warnings)
 
 
 @dataclass(frozen=True)
