@@ -1,4 +1,4 @@
-"""Backup codes: ten distinct 80-bit codes, forgiving normalization, a stable domain-separated
+"""Backup codes: ten distinct 120-bit codes, forgiving normalization, a stable domain-separated
 hash, and every kind of garbage refused with the wrong-code message."""
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from tradeguard.auth.backup_codes import (
 from tradeguard.core.errors import InvalidCode
 from tradeguard.secrets import Token
 
-SHAPE = re.compile(r"[0-9a-hjkmnp-tv-z]{4}(-[0-9a-hjkmnp-tv-z]{4}){3}")
-CODE = "7k2m-q9xz-4pbh-0d8w"
-CANONICAL = "7k2mq9xz4pbh0d8w"
+SHAPE = re.compile(r"[0-9a-hjkmnp-tv-z]{4}(-[0-9a-hjkmnp-tv-z]{4}){5}")
+CODE = "7k2m-q9xz-4pbh-0d8w-ab3c-9tty"
+CANONICAL = "7k2mq9xz4pbh0d8wab3c9tty"
 # sha256(b"tradeguard/backup-code/v1\x00" + CANONICAL): changing it orphans every stored code
-CODE_SHA256 = "579abf9fc2116ccd7a86baf6fcccdcbc6658d23a07ed660631a978fbfc44c060"
+CODE_SHA256 = "afb0e8a9d07b0aead80f7b6b86f2b328862fb934dbfb321cec87bcdedfb3d6ac"
 
 
 def _texts(codes: list[Token]) -> list[str]:
@@ -46,10 +46,10 @@ def test_ten_distinct_codes_of_the_documented_shape() -> None:
         assert normalize(text) == text.replace("-", "")
 
 
-def test_each_code_carries_80_bits() -> None:
+def test_each_code_carries_120_bits() -> None:
     assert len(set(ALPHABET)) == 32  # 5 bits a symbol
     assert not set(ALPHABET) & set("ilou")  # the symbols people misread
-    assert len(normalize(_texts(new_backup_codes())[0])) * 5 == 80
+    assert len(normalize(_texts(new_backup_codes())[0])) * 5 == 120
 
 
 def test_every_symbol_of_the_alphabet_is_used() -> None:
@@ -70,9 +70,9 @@ def test_the_codes_are_masked_in_reprs() -> None:
         CODE,
         CANONICAL,
         CODE.upper(),
-        " 7K2M Q9XZ 4PBH 0D8W ",
-        "7k2m-q9xz 4pbh--0d8w",
-        "7k2mq9xz-4pbh-Od8w",  # a letter O typed for the zero
+        " 7K2M Q9XZ 4PBH 0D8W AB3C 9TTY ",
+        "7k2m-q9xz 4pbh--0d8w-ab3c9tty",
+        "7k2mq9xz-4pbh-Od8w-ab3c-9tty",  # a letter O typed for the zero
     ],
 )
 def test_normalization_forgives_case_spaces_dashes_and_look_alikes(typed: str) -> None:
@@ -80,7 +80,7 @@ def test_normalization_forgives_case_spaces_dashes_and_look_alikes(typed: str) -
 
 
 def test_i_and_l_read_as_one() -> None:
-    assert normalize("1111-iiii-llll-IILL") == "1" * 16
+    assert normalize("1111-iiii-llll-IILL-1111-iiii") == "1" * 24
 
 
 def test_normalize_is_idempotent() -> None:
@@ -92,14 +92,14 @@ def test_normalize_is_idempotent() -> None:
     "garbage",
     [
         "",
-        "7k2m-q9xz-4pbh",  # 12 symbols
+        "7k2m-q9xz-4pbh-0d8w",  # 16 symbols
         CODE + "a",
-        "7k2m-q9xz-4pbh-0d8u",  # u is not in the alphabet
-        "7k2m_q9xz_4pbh_0d8w",
-        "7k2m.q9xz.4pbh.0d8w",
-        "７k2m-q9xz-4pbh-0d8w",  # noqa: RUF001 - a full-width digit
-        "7k2m-q9xz-4pbh-0d8w\n",
-        " " * 49 + CANONICAL,  # 65 characters
+        "7k2m-q9xz-4pbh-0d8w-ab3c-9ttu",  # u is not in the alphabet
+        "7k2m_q9xz_4pbh_0d8w_ab3c_9tty",
+        "7k2m.q9xz.4pbh.0d8w.ab3c.9tty",
+        "７k2m-q9xz-4pbh-0d8w-ab3c-9tty",  # noqa: RUF001 - a full-width digit
+        "7k2m-q9xz-4pbh-0d8w-ab3c-9tty\n",
+        " " * 41 + CANONICAL,  # 65 characters
         "x" * 100_000,
     ],
 )
@@ -113,7 +113,7 @@ def test_garbage_is_refused_like_a_wrong_code(garbage: str) -> None:
 
 def test_a_non_string_is_refused() -> None:
     with pytest.raises(InvalidCode):
-        normalize(b"7k2mq9xz4pbh0d8w")  # type: ignore[arg-type]
+        normalize(b"7k2mq9xz4pbh0d8wab3c9tty")  # type: ignore[arg-type]
 
 
 def test_the_hash_is_stable_and_domain_separated() -> None:
@@ -125,7 +125,11 @@ def test_the_hash_is_stable_and_domain_separated() -> None:
 
 
 def test_every_spelling_of_a_code_has_one_hash() -> None:
-    assert code_hash(CODE) == code_hash(" 7K2M Q9XZ 4PBH OD8W ") == code_hash(normalize(CODE))
+    assert (
+        code_hash(CODE)
+        == code_hash(" 7K2M Q9XZ 4PBH OD8W AB3C 9TTY ")
+        == code_hash(normalize(CODE))
+    )
 
 
 def test_different_codes_have_different_hashes() -> None:

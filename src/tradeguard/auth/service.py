@@ -71,6 +71,11 @@ RESET_TTL_S = 15 * 60
 TICKET_TTL_S = 30
 SETUP_TTL_S = 24 * 3600
 _ISSUER = "tradeguard"
+# How long a checked access token is taken on trust before its session and account are read
+# again. Changes made through this process take effect at once (the cache is dropped); this
+# bounds how late another instance sees a logout or a disabled account.
+PRINCIPAL_RECHECK_S = 2.0
+_PRINCIPAL_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ class AccountService:
         self.mailer = mailer
         self.hasher = PasswordHasher(config.hash_params)
         self.sessions = SessionStore(config.timeouts)
+        self._principals: dict[str, tuple[Principal, float]] = {}
         self._resets: queue.Queue[tuple[str, str] | None] = queue.Queue(maxsize=1000)
         self._reset_worker: threading.Thread | None = None
 
@@ -230,6 +236,7 @@ class AccountService:
             conn.execute(users.update().where(users.c.id == user_id).values(role=role.value))
             self.sessions.revoke_all(conn, user_id, now, "role_changed")
             account = by_id(conn, user_id)
+        self.forget_checks()
         self._emit(
             EventName.AUTH_ROLE_CHANGED,
             actor=admin.actor,
@@ -254,6 +261,7 @@ class AccountService:
             if disabled:
                 self.sessions.revoke_all(conn, user_id, now, "disabled")
             account = by_id(conn, user_id)
+        self.forget_checks()
         name = EventName.AUTH_USER_DISABLED if disabled else EventName.AUTH_USER_ENABLED
         self._emit(name, actor=admin.actor, subject=account.owner)
         return account
@@ -363,16 +371,47 @@ class AccountService:
         )
 
     def authenticate(self, access_token: str) -> Principal:
-        """The principal behind an access token, with its session checked now (a logout or a
-        role change ends its access tokens at once)."""
+        """The principal behind an access token, with its session and account checked.
+
+        A check is remembered for `PRINCIPAL_RECHECK_S` (the API's hot path would otherwise be
+        a signature check and two queries a request). Everything this service does that ends
+        a session or changes an account forgets every remembered check at once; a change made
+        by another instance is seen within `PRINCIPAL_RECHECK_S`.
+        """
         now = self.clock.now()
+        cached = self._principals.get(access_token)
+        if cached is not None:
+            principal, checked_at = cached
+            fresh = self.clock.monotonic() - checked_at < PRINCIPAL_RECHECK_S
+            if fresh and now < principal.claims.expires_at:
+                return principal
+            self._principals.pop(access_token, None)
+        principal = self._check_principal(access_token, now)
+        if len(self._principals) >= _PRINCIPAL_CACHE_SIZE:
+            self._principals.clear()
+        self._principals[access_token] = (principal, self.clock.monotonic())
+        return principal
+
+    def _check_principal(self, access_token: str, now: datetime) -> Principal:
         claims = self.session_key.verify(access_token, now=now)
-        with self.engine.begin() as conn:
-            session = self.sessions.check(conn, claims.session_id, now)
+        with self.engine.connect() as conn:
+            session = self.sessions.get(conn, claims.session_id)
             account = by_id(conn, claims.user_id)
-        if session.user_id != account.id or account.disabled or account.role.value != claims.role:
+        if (
+            not session.live(now, self.config.timeouts)
+            or session.user_id != account.id
+            or account.disabled
+            or account.role.value != claims.role
+        ):
             raise TokenInvalid("the access token is invalid or expired; log in again")
+        if self.sessions.needs_touch(session, now):
+            with self.engine.begin() as conn:
+                self.sessions.touch(conn, session.id, now)
         return Principal(account, session, claims)
+
+    def forget_checks(self) -> None:
+        """Drop every remembered principal: a session ended or an account changed."""
+        self._principals.clear()
 
     def refresh(self, refresh_token: str, csrf_token: str | None) -> LoginResult:
         now = self.clock.now()
@@ -387,6 +426,7 @@ class AccountService:
             else:
                 account = by_id(conn, session.user_id)
         if reused is not None:
+            self.forget_checks()
             self._emit(
                 EventName.AUTH_REFRESH_REUSED,
                 actor=f"user:{reused.user_id}",
@@ -400,6 +440,7 @@ class AccountService:
     def logout(self, principal: Principal) -> None:
         with self.engine.begin() as conn:
             self.sessions.revoke(conn, principal.session.id, self.clock.now(), "logout")
+        self.forget_checks()
         self._emit(
             EventName.AUTH_LOGOUT, actor=principal.actor, subject=f"session:{principal.session.id}"
         )
@@ -409,6 +450,7 @@ class AccountService:
             ended = self.sessions.revoke_all(
                 conn, principal.account.id, self.clock.now(), "logout_all"
             )
+        self.forget_checks()
         self._emit(EventName.AUTH_LOGOUT_ALL, actor=principal.actor, sessions=ended)
         return ended
 
@@ -516,6 +558,7 @@ class AccountService:
             self.sessions.revoke_all(
                 conn, account.id, now, "2fa_enabled", keep=principal.session.id
             )
+        self.forget_checks()
         self._emit(EventName.AUTH_SECOND_FACTOR_ENABLED, actor=account.owner)
         return codes
 
@@ -557,6 +600,7 @@ class AccountService:
             conn.execute(
                 backup_codes.delete().where(backup_codes.c.user_id == principal.account.id)
             )
+        self.forget_checks()
         self._emit(EventName.AUTH_SECOND_FACTOR_DISABLED, actor=principal.actor, ip=ip)
 
     def step_up(self, principal: Principal, proof: StepUp, ip: str) -> None:
@@ -618,6 +662,7 @@ class AccountService:
                 .values(password_hash=phc, password_changed_at=now)
             )
             self.sessions.revoke_all(conn, account.id, now, reason, keep=keep_session)
+        self.forget_checks()
 
     def request_reset(self, email: str, ip: str) -> None:
         """Queue a reset mail. Returns at once whatever the address, so neither the answer nor

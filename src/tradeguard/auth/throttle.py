@@ -29,7 +29,7 @@ from typing import cast
 
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 
 from tradeguard.core.errors import ServiceUnavailable, Throttled
 from tradeguard.secrets import Secret
@@ -53,10 +53,12 @@ def open_storage(redis_url: Secret | None, prefix: str) -> Storage:
 
 
 class _Limiter:
-    """A moving-window limiter whose storage errors become 503s."""
+    """A limiter whose storage errors become 503s. Moving windows (exact) for login throttles;
+    fixed windows (one counter, a few microseconds) for request budgets on every API call."""
 
-    def __init__(self, storage: Storage) -> None:
-        self._limiter = MovingWindowRateLimiter(storage)
+    def __init__(self, storage: Storage, *, moving: bool = True) -> None:
+        strategy = MovingWindowRateLimiter if moving else FixedWindowRateLimiter
+        self._limiter: RateLimiter = strategy(storage)
 
     def _call(self, what: str, fn: object, *args: object) -> object:
         try:
@@ -150,7 +152,7 @@ class RateLimits:
     (unauthenticated routes such as password reset)."""
 
     def __init__(self, storage: Storage, *, per_user: str, everyone: str) -> None:
-        self._limiter = _Limiter(storage)
+        self._limiter = _Limiter(storage, moving=False)
         self.per_user = parse_many(per_user)
         self.everyone = parse_many(everyone)
         self.anonymous = parse_many(PER_ADDRESS_ANONYMOUS)
