@@ -29,7 +29,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist worksteal
 
 # Each benchmark prints one JSON object; results also land in bench/results/.
 bench: $(VENV)/.installed-test
