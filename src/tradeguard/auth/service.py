@@ -43,6 +43,7 @@ from tradeguard.core.errors import (
     Forbidden,
     InvalidCode,
     LoginFailed,
+    NotFound,
     SecondFactorRequired,
     TokenInvalid,
     VaultError,
@@ -453,6 +454,51 @@ class AccountService:
         self.forget_checks()
         self._emit(EventName.AUTH_LOGOUT_ALL, actor=principal.actor, sessions=ended)
         return ended
+
+    def end_session(self, principal: Principal, session_id: str, proof: StepUp, ip: str) -> None:
+        """End one of the caller's own sessions (another device), after a fresh proof."""
+        self.step_up(principal, proof, ip)
+        with self.engine.begin() as conn:
+            session = self.sessions.get(conn, session_id)
+            if session.user_id != principal.account.id:
+                raise NotFound("no such session")
+            self.sessions.revoke(conn, session_id, self.clock.now(), "ended_by_user")
+        self.forget_checks()
+        self._emit(EventName.AUTH_LOGOUT, actor=principal.actor, subject=f"session:{session_id}")
+
+    def end_sessions_of(self, admin: Principal, user_id: int) -> int:
+        """An admin ends every session of a user (a lost laptop, a departure)."""
+        self._admin(admin)
+        with self.engine.begin() as conn:
+            account = by_id(conn, user_id)
+            ended = self.sessions.revoke_all(conn, user_id, self.clock.now(), "ended_by_admin")
+        self.forget_checks()
+        self._emit(
+            EventName.AUTH_LOGOUT_ALL, actor=admin.actor, subject=account.owner, sessions=ended
+        )
+        return ended
+
+    def change_email(self, principal: Principal, email: str, proof: StepUp, ip: str) -> Account:
+        """A new address for resets, after a fresh proof; the old address is told nothing
+        here (no mail is sent to it) but the change is audited."""
+        address = check_email(email)
+        self.step_up(principal, proof, ip)
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                sa.select(users.c.id).where(
+                    users.c.email == address, users.c.id != principal.account.id
+                )
+            ).first()
+            if taken:
+                raise Conflict("that email address is taken; use another")
+            conn.execute(
+                users.update().where(users.c.id == principal.account.id).values(email=address)
+            )
+            account = by_id(conn, principal.account.id)
+            self.tokens.revoke_user("reset", account.id)  # links sent to the old address die
+        self.forget_checks()
+        self._emit(EventName.AUTH_EMAIL_CHANGED, actor=principal.actor, ip=ip)
+        return account
 
     def live_sessions(self, principal: Principal) -> list[SessionRow]:
         with self.engine.connect() as conn:

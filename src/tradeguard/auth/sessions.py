@@ -21,12 +21,14 @@ from tradeguard.core.errors import TokenInvalid
 from tradeguard.secrets import Token
 from tradeguard.store.models import AuthSession, RefreshToken
 
-__all__ = ["SessionRow", "SessionStore", "Timeouts"]
+__all__ = ["MAX_SESSIONS", "SessionRow", "SessionStore", "Timeouts"]
 
 sessions = cast(sa.Table, AuthSession.__table__)
 refresh_tokens = cast(sa.Table, RefreshToken.__table__)
 # A request refreshes `last_seen_at` at most this often: one write a minute, not one a request.
 _TOUCH_EVERY = timedelta(seconds=60)
+# Live sessions an account may hold (browsers, phones, scripts); a new login ends the oldest.
+MAX_SESSIONS = 10
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,14 @@ class SessionStore:
             )
         )
         token = self._issue(conn, session_id, now)
+        self._keep_newest(conn, user_id, now)
         return self.get(conn, session_id), token
+
+    def _keep_newest(self, conn: sa.Connection, user_id: int, now: datetime) -> None:
+        """At most `MAX_SESSIONS` live sessions an account: a new login ends the oldest."""
+        live = [s.id for s in self.live_sessions(conn, user_id, now)]
+        for session_id in live[MAX_SESSIONS:]:
+            self.revoke(conn, session_id, now, "too_many_sessions")
 
     def _issue(self, conn: sa.Connection, session_id: str, now: datetime) -> Token:
         token = new_token()
