@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -40,18 +41,21 @@ def _logging_left_as_it_was() -> Iterator[None]:
 
 
 @contextmanager
-def serve(app: ASGIApp, *, timeout: float = 10.0) -> Iterator[str]:
+def serve(app: ASGIApp, *, timeout: float = 10.0, **options: Any) -> Iterator[str]:
+    """`options` go to `uvicorn.Config` (the API's tests pass the server's own)."""
     with _logging_left_as_it_was():
-        yield from _serve(app, timeout)
+        yield from _serve(app, timeout, options)
 
 
-def _serve(app: ASGIApp, timeout: float) -> Iterator[str]:
+def _serve(app: ASGIApp, timeout: float, options: dict[str, Any]) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_config=None, log_level="warning", access_log=False, lifespan="off"
+        app,
+        **{"log_config": None, "log_level": "warning", "access_log": False, "lifespan": "off"}
+        | options,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

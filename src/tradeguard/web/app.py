@@ -27,11 +27,23 @@ from tradeguard.web.proxies import trusted_proxies
 from tradeguard.web.routers import auth, me, users, ws
 from tradeguard.web.schemas import HealthOut
 
-__all__ = ["DOCS_URL", "OPENAPI_URL", "create_app"]
+__all__ = ["DOCS_URL", "OPENAPI_URL", "SERVER_OPTIONS", "create_app"]
 
 OPENAPI_URL = "/api/openapi.json"
 DOCS_URL = "/api/docs"
 _SWAGGER_CDN = "https://cdn.jsdelivr.net"
+
+# How uvicorn must run this app (`tradeguard serve`, and the tests, which serve it the same way):
+# no proxy-header rewriting (uvicorn believes X-Forwarded-* from 127.0.0.1 by default; the
+# middleware and web.deps believe them from `trusted_proxies` only), no Server header, no
+# uvicorn access log (it prints the query string, WebSocket ticket included: ours redacts it),
+# and WebSocket messages no larger than a request body.
+SERVER_OPTIONS: dict[str, object] = {
+    "proxy_headers": False,
+    "server_header": False,
+    "access_log": False,
+    "ws_max_size": 64 * 1024,
+}
 
 # Every router of the API. Engineer B's resource routers (credentials, bots, orders, risk,
 # audit) are appended here as they land; keep one line a module.
