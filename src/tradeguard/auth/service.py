@@ -495,7 +495,7 @@ class AccountService:
                 users.update().where(users.c.id == principal.account.id).values(email=address)
             )
             account = by_id(conn, principal.account.id)
-            self.tokens.revoke_user("reset", account.id)  # links sent to the old address die
+        self.tokens.revoke_user("reset", account.id)  # links sent to the old address die
         self.forget_checks()
         self._emit(EventName.AUTH_EMAIL_CHANGED, actor=principal.actor, ip=ip)
         return account
