@@ -1,0 +1,113 @@
+"""Accounts for admins over HTTP: who may, creating, role changes and disabling."""
+
+from __future__ import annotations
+
+from tests.web.conftest import Api
+
+from tradeguard.auth.accounts import Role
+
+
+def _code_of(response_json: dict[str, object]) -> str:
+    error = response_json["error"]
+    assert isinstance(error, dict)
+    return str(error["code"])
+
+
+def test_only_admins_with_a_second_factor_manage_users(api: Api) -> None:
+    for user in (api.make_user(Role.TRADER), api.make_user(Role.VIEWER), api.make_user(Role.ADMIN)):
+        tokens = api.login(user)
+        response = api.client.get("/api/users", headers=tokens.headers)
+        assert response.status_code == 403, user.role
+        assert _code_of(response.json()) == "Forbidden"
+    admin_without_2fa = api.login(api.make_user(Role.ADMIN))
+    message = api.client.get("/api/users", headers=admin_without_2fa.headers).json()
+    assert "two-factor" in message["error"]["message"]
+    assert api.client.get("/api/users").status_code == 401
+
+
+def test_an_admin_lists_and_creates_users(api: Api) -> None:
+    admin = api.make_user(Role.ADMIN, totp=True)
+    tokens = api.login(admin)
+    body = {
+        "name": "carol",
+        "email": "carol@example.com",
+        "password": "orbit velvet marmalade 9",
+        "role": "viewer",
+    }
+    created = api.client.post("/api/users", json=body, headers=tokens.headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["role"] == "viewer"
+    assert created.json()["totp_enabled"] is False
+    names = [u["name"] for u in api.client.get("/api/users", headers=tokens.headers).json()]
+    assert {"carol", admin.name} <= set(names)
+    taken = api.client.post(
+        "/api/users", json={**body, "email": "c2@example.com"}, headers=tokens.headers
+    )
+    assert taken.status_code == 409
+    email_taken = api.client.post(
+        "/api/users", json={**body, "name": "carol2"}, headers=tokens.headers
+    )
+    assert email_taken.status_code == 409
+    weak = {**body, "name": "dave", "email": "dave@example.com", "password": "password1234"}
+    assert api.client.post("/api/users", json=weak, headers=tokens.headers).status_code == 422
+    bad_name = {**body, "name": "Not A Name", "email": "x@example.com"}
+    assert api.client.post("/api/users", json=bad_name, headers=tokens.headers).status_code == 422
+    logged_in = api.client.post(
+        "/api/auth/login", json={"login": "carol", "password": body["password"]}
+    )
+    assert logged_in.status_code == 200
+
+
+def test_a_role_change_ends_that_users_sessions(api: Api) -> None:
+    admin = api.make_user(Role.ADMIN, totp=True)
+    user = api.make_user(Role.TRADER)
+    user_tokens = api.login(user)
+    tokens = api.login(admin)
+    changed = api.client.patch(
+        f"/api/users/{user.id}", json={"role": "viewer"}, headers=tokens.headers
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["role"] == "viewer"
+    assert api.client.get("/api/me", headers=user_tokens.headers).status_code == 401
+    assert api.login(user).body["user"]["role"] == "viewer"
+
+
+def test_disable_and_enable(api: Api) -> None:
+    admin = api.make_user(Role.ADMIN, totp=True)
+    user = api.make_user(Role.TRADER)
+    user_tokens = api.login(user)
+    tokens = api.login(admin)
+    disabled = api.client.patch(
+        f"/api/users/{user.id}", json={"disabled": True}, headers=tokens.headers
+    )
+    assert disabled.json()["disabled"] is True
+    assert api.client.get("/api/me", headers=user_tokens.headers).status_code == 401
+    body = {"login": user.name, "password": user.password}
+    assert api.client.post("/api/auth/login", json=body).status_code == 401
+    enabled = api.client.patch(
+        f"/api/users/{user.id}", json={"disabled": False}, headers=tokens.headers
+    )
+    assert enabled.json()["disabled"] is False
+    assert api.client.post("/api/auth/login", json=body).status_code == 200
+
+
+def test_an_admin_cannot_demote_or_disable_themselves(api: Api) -> None:
+    admin = api.make_user(Role.ADMIN, totp=True)
+    tokens = api.login(admin)
+    for change in ({"role": "trader"}, {"disabled": True}):
+        response = api.client.patch(f"/api/users/{admin.id}", json=change, headers=tokens.headers)
+        assert response.status_code == 409, change
+    assert api.client.get("/api/me", headers=tokens.headers).json()["role"] == "admin"
+
+
+def test_unknown_and_out_of_range_ids(api: Api) -> None:
+    tokens = api.login(api.make_user(Role.ADMIN, totp=True))
+    assert (
+        api.client.patch(
+            "/api/users/999999", json={"disabled": True}, headers=tokens.headers
+        ).status_code
+        == 404
+    )
+    for bad in ("0", "-1", str(2**63), "abc"):
+        response = api.client.patch(f"/api/users/{bad}", json={}, headers=tokens.headers)
+        assert response.status_code == 422, bad
