@@ -239,3 +239,15 @@ def test_the_fast_field_guard_admits_every_credential_field_name() -> None:
     names = [*patterns._BARE_FIELDS, "X-BAPI-SIGN", "okx_passphrase", "binanceApiKey", "pwd"]
     assert all(patterns._may_hold_field(name.lower()) for name in names)
     assert not patterns._may_hold_field("strategy signal generated, check passed")
+
+
+def test_a_websocket_ticket_in_a_url_is_redacted() -> None:
+    """A ticket is the one token allowed in a URL (browsers cannot set WebSocket headers); any
+    log line that quotes the URL loses it."""
+    ticket = secrets.token_urlsafe(32)
+    for line in (
+        f'127.0.0.1 - "GET /api/ws?ticket={ticket} HTTP/1.1" 101',
+        f"connect wss://trade.example.com/api/ws?ticket={ticket}&x=1",
+        f'{{"ws_ticket": "{ticket}"}}',
+    ):
+        assert ticket not in redact.redact_text(line)

@@ -228,9 +228,9 @@ def _mnemonics(text: str) -> str:
 # than what counts (`passed`, `signal`); _is_credential_name decides on the whole name.
 # _may_hold_field below is the same list as a fast guard; tests keep the two in step.
 _FIELD_WORDS = ("key", "secret", "token", "pass", "pwd", "sign", "credential", "auth", "cookie",
-                "mnemonic")  # fmt: skip
+                "mnemonic", "ticket")  # fmt: skip
 _SENSITIVE_NAME = re.compile(
-    r"key|secret|token|passw|passphrase|pwd|signature|credential|auth|cookie|mnemonic"
+    r"key|secret|token|passw|passphrase|pwd|signature|credential|auth|cookie|mnemonic|ticket"
 )
 _SEGMENTS = re.compile(r"[-_.]|(?<=[a-z0-9])(?=[A-Z])")
 # Names that mention a credential but hold something public about it, and exception classes
@@ -243,7 +243,7 @@ _PUBLIC_TAILS = frozenset(("id", "ids", "version", "count", "len", "length", "ty
 # Bare words that are credential fields even without `_`, `-` or camelCase (`password: x`).
 _BARE_FIELDS = frozenset(("key", "apikey", "secret", "token", "password", "passwd", "pwd",
     "passphrase", "signature", "sign", "authorization", "cookie", "credential", "credentials",
-    "mnemonic"))  # fmt: skip
+    "mnemonic", "ticket"))  # fmt: skip
 _QUOTED_VALUE = re.compile(r"[ \t]*:[ \t]*b?(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
 _BARE_VALUE = re.compile(
     r"([ \t]*=[ \t]*|:[ \t]*)(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^\s&\"',;)\]}<>]+)"
@@ -377,6 +377,7 @@ def _may_hold_field(low: str) -> bool:
         or "cookie" in low
         or "credential" in low
         or "mnemonic" in low
+        or "ticket" in low
         or ("sign" in low and _SIGN_WORD.search(low) is not None)
     )
 
