@@ -29,6 +29,7 @@ from tradeguard.audit.entry import Entry, from_micros, to_micros
 from tradeguard.audit.keys import PublicKeys, SignatureChecker
 from tradeguard.audit.merkle import ProofError
 from tradeguard.audit.proofs import check_proof, consistency, inclusion
+from tradeguard.audit.reading import read_entries
 from tradeguard.audit.retention import prune
 from tradeguard.cli.console import err, out
 from tradeguard.cli.inputs import BadInput, parse_time
@@ -199,11 +200,6 @@ def _read_json(path: Path, what: str) -> object:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def _entries(conn: sa.Connection, query: sa.Select[tuple[object, ...]]) -> Iterator[Entry]:
-    for row in conn.execute(query):
-        yield Entry(row.seq, row.ts, row.event, row.actor, row.subject, row.ip, row.details)
-
-
 @app.command("export")
 def export(
     since: Annotated[str | None, typer.Option(help="From this time: 7d, 12h or a date.")] = None,
@@ -220,7 +216,7 @@ def export(
     if end is not None:
         query = query.where(e.c.ts < to_micros(end))
     with _opened() as opened, opened.engine.connect() as conn:
-        for entry in _entries(conn, query):
+        for entry in read_entries(conn, query):
             sys.stdout.write(entry.leaf_data().decode() + "\n")
 
 
@@ -248,14 +244,14 @@ def tail(
     """Show the newest entries (actors are keyed hashes, shortened)."""
     e = audit_tables.entries
     with _opened() as opened, opened.engine.connect() as conn:
-        newest = list(_entries(conn, sa.select(e).order_by(e.c.seq.desc()).limit(lines)))
+        newest = list(read_entries(conn, sa.select(e).order_by(e.c.seq.desc()).limit(lines)))
         newest.reverse()
         out.print(_table(newest))
         last = newest[-1].seq if newest else -1
         while follow:
             time.sleep(1.0)
             conn.rollback()  # a fresh snapshot each poll
-            fresh = list(_entries(conn, sa.select(e).where(e.c.seq > last).order_by(e.c.seq)))
+            fresh = list(read_entries(conn, sa.select(e).where(e.c.seq > last).order_by(e.c.seq)))
             if fresh:
                 out.print(_table(fresh))
                 last = fresh[-1].seq
