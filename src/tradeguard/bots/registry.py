@@ -32,7 +32,15 @@ from tradeguard.core.permissions import create_private_dir
 from tradeguard.store.engine import for_writing
 from tradeguard.store.models import BotRow, Credential, User
 
-__all__ = ["BotInfo", "BotPaths", "UnknownBot", "create_bot", "find_bot", "list_bots"]
+__all__ = [
+    "BotInfo",
+    "BotPaths",
+    "UnknownBot",
+    "create_bot",
+    "find_bot",
+    "list_bots",
+    "owned_bot",
+]
 
 _BOTS = cast(sa.Table, BotRow.__table__)
 MAX_FILES = 500
@@ -115,9 +123,23 @@ def _info(row: sa.Row[tuple[object, ...]]) -> BotInfo:
     )
 
 
-def list_bots(db: sa.Engine) -> list[BotInfo]:
+def list_bots(db: sa.Engine, user: str | None = None) -> list[BotInfo]:
+    """Every bot, or `user`'s only."""
+    query = sa.select(_BOTS).order_by(_BOTS.c.name)
+    if user is not None:
+        query = query.where(_BOTS.c.user_name == user)
     with db.connect() as conn:
-        return [_info(r) for r in conn.execute(sa.select(_BOTS).order_by(_BOTS.c.name))]
+        return [_info(r) for r in conn.execute(query)]
+
+
+def owned_bot(db: sa.Engine, bot_id: str, user: str) -> BotInfo:
+    """`user`'s bot with this id: someone else's bot is as unknown as a missing one."""
+    query = sa.select(_BOTS).where(_BOTS.c.id == bot_id, _BOTS.c.user_name == user)
+    with db.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        raise UnknownBot(f"no bot with id {bot_id!r}; GET /api/bots lists yours")
+    return _info(row)
 
 
 def find_bot(db: sa.Engine, name: str) -> BotInfo:

@@ -119,7 +119,7 @@ def status() -> None:
     for column in ("bot", "user", "mode", "state", "equity", "breakers (value / limit)"):
         table.add_column(column)
     for record in bots:
-        worst = effective_state(states, record)
+        worst = effective_state(states, record.user, record.name)
         readings = record.meters.readings(breakers_of(record))
         shown = ", ".join(r.describe() for r in readings) or "none"
         table.add_row(

@@ -73,9 +73,9 @@ def bots_in(records: list[BotRecord], scope: Scope) -> list[BotRecord]:
     return [r for r in records if r.name == scope.name]
 
 
-def effective_state(states: dict[Scope, StoredState], record: BotRecord) -> TradingState:
-    """What the bot may do: the strictest of the global, its user's and its own state."""
-    scopes = (GLOBAL, Scope.user(record.user), Scope.bot(record.name))
+def effective_state(states: dict[Scope, StoredState], user: str, bot: str) -> TradingState:
+    """What a bot may do: the strictest of the global, its user's and its own state."""
+    scopes = (GLOBAL, Scope.user(user), Scope.bot(bot))
     return strictest(*(states[s].state for s in scopes if s in states))
 
 
