@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 import tradeguard
-from tradeguard.cli import audit, backtest, bots, data, db, demo, doctor, risk, users, vault
+from tradeguard.cli import audit, backtest, bots, data, db, demo, doctor, risk, serve, users, vault
 from tradeguard.cli.console import err, out
 from tradeguard.cli.logs import configure_logging
 from tradeguard.core.errors import TradeguardError
@@ -44,6 +44,7 @@ app.add_typer(bots.bots_app, name="bots")
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 app.command("backtest")(backtest.backtest)
+app.command("serve")(serve.serve)
 
 
 def _version(value: bool) -> None:

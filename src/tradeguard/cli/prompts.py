@@ -17,7 +17,7 @@ from tradeguard.core.errors import SecretValueError, VaultError
 from tradeguard.secrets import Password, Secret
 from tradeguard.vault import FieldSpec
 
-__all__ = ["ask_new_password", "ask_password", "entered_fields"]
+__all__ = ["ask_code", "ask_new_password", "ask_password", "entered_fields"]
 
 _MIN_PASSWORD = 12
 _MAX_PASSWORD = 1024
@@ -37,12 +37,18 @@ def ask_password(label: str = "vault password") -> Password:
     return Password(_ask(label))
 
 
-def ask_new_password(user: str) -> Password:
-    """A new vault password, typed twice at a terminal, 12 to 1,024 characters."""
-    text = _ask(f"new vault password for {user}")
+def ask_code(label: str) -> str:
+    """A one-time code (TOTP): not echoed either, it is good for a few seconds."""
+    return _ask(label).strip()
+
+
+def ask_new_password(user: str, what: str = "vault password") -> Password:
+    """A new password (`what`: a vault or a login password), typed twice at a terminal, 12 to
+    1,024 characters."""
+    text = _ask(f"new {what} for {user}")
     if not _MIN_PASSWORD <= len(text) <= _MAX_PASSWORD:
         raise VaultError(
-            f"a vault password is {_MIN_PASSWORD} to {_MAX_PASSWORD} characters; a passphrase of "
+            f"a {what} is {_MIN_PASSWORD} to {_MAX_PASSWORD} characters; a passphrase of "
             "four or more random words is easy to type and hard to guess"
         )
     if sys.stdin.isatty() and getpass.getpass("again: ") != text:

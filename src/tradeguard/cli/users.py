@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import segno
 import typer
 from rich.table import Table
 
-from tradeguard.cli.console import out
+from tradeguard.auth.accounts import Role, check_email
+from tradeguard.auth.service import Principal
+from tradeguard.cli.console import err, out
 from tradeguard.cli.open_vault import opened_vault
-from tradeguard.cli.prompts import ask_new_password
+from tradeguard.cli.prompts import ask_code, ask_new_password
+from tradeguard.cli.settings import cli_settings
+from tradeguard.core.errors import AuthError, InvalidCode
+from tradeguard.secrets import Password, Token
 from tradeguard.vault.users import all_users, check_name
+from tradeguard.web.context import AppContext
+from tradeguard.web.runtime import open_context
 
 __all__ = ["app"]
 
@@ -58,3 +66,59 @@ def list_users() -> None:
             u.created_at.isoformat(timespec="seconds"),
         )  # fmt: skip
     out.print(table)
+
+
+_CODE_TRIES = 3
+
+
+@app.command("create-admin")
+def create_admin(
+    name: Annotated[str, typer.Argument(help="Lowercase letters, digits, '_', '.', '-'.")],
+    email: Annotated[str, typer.Option("--email", help="For password resets.")],
+) -> None:
+    """Create an admin: a login password (asked twice), two-factor authentication enrolled
+    here (scan the QR code, type one code), and 10 backup codes shown once."""
+    check_name(name)
+    email = check_email(email)
+    with open_context(cli_settings()) as ctx:
+        password = ask_new_password(name, "login password")
+        try:
+            ctx.accounts.create_account(name, email, password, Role.ADMIN, actor="operator")
+            principal = _log_in_here(ctx, name, password)
+        finally:
+            password.wipe()
+        try:
+            codes = _enrol(ctx, principal)
+        finally:
+            ctx.accounts.logout(principal)
+    out.print(f"\nAdmin {name} created, with two-factor authentication on.", markup=False)
+    out.print("Backup codes, each good once in place of a code (shown only now; keep them "
+              "offline):", markup=False)  # fmt: skip
+    for code in codes:
+        with code.reveal_text() as text:
+            out.print(f"  {text}", markup=False)
+        code.wipe()
+
+
+def _log_in_here(ctx: AppContext, name: str, password: Password) -> Principal:
+    """A session for the enrolment, as a login at this terminal (127.0.0.1); ended after."""
+    result = ctx.accounts.login(
+        name, password, code=None, ip="127.0.0.1", user_agent="tradeguard users create-admin"
+    )
+    return ctx.accounts.authenticate(result.access_token)
+
+
+def _enrol(ctx: AppContext, principal: Principal) -> list[Token]:
+    enrolment = ctx.accounts.begin_totp(principal)
+    out.print("\nScan this QR code with an authenticator app, or enter this URI in it:\n")
+    segno.make(enrolment.uri).terminal(compact=True)
+    out.print(f"\n{enrolment.uri}\n", markup=False)
+    for _ in range(_CODE_TRIES):
+        try:
+            return ctx.accounts.confirm_totp(principal, ask_code("code from the app"))
+        except InvalidCode:
+            err.print("That code is wrong or expired; type the current one.", markup=False)
+    raise AuthError(
+        f"no valid code in {_CODE_TRIES} tries: the admin exists but without two-factor "
+        "authentication, so without admin rights; log in and turn it on (POST /api/me/2fa)"
+    )
