@@ -119,6 +119,13 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):
         raise exc
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI answers a JSON body that is not UTF-8 with a bare 400, and one with a JSON
+        # syntax error with a 422: both are an invalid body, answered (and declared) as one.
+        fields = [{"loc": "body", "message": "the body is not valid JSON text (UTF-8)"}]
+        return error_response(
+            422, "validation", "the request is not valid: see `fields`", fields=fields
+        )
     code = _HTTP_CODES.get(exc.status_code, f"HTTP{exc.status_code}")
     message = exc.detail if isinstance(exc.detail, str) else code
     return error_response(exc.status_code, code, message, dict(exc.headers or {}))
