@@ -24,7 +24,7 @@ from tradeguard.web.context import AppContext
 from tradeguard.web.errors import install_error_handlers
 from tradeguard.web.middleware import SecurityMiddleware
 from tradeguard.web.proxies import trusted_proxies
-from tradeguard.web.routers import auth, me, users, ws
+from tradeguard.web.routers import audit, auth, bots, credentials, me, orders, risk, users, ws
 from tradeguard.web.schemas import HealthOut
 
 __all__ = ["DOCS_URL", "OPENAPI_URL", "SERVER_OPTIONS", "create_app"]
@@ -45,14 +45,18 @@ SERVER_OPTIONS: dict[str, object] = {
     "ws_max_size": 64 * 1024,
 }
 
-# Every router of the API. Engineer B's resource routers (credentials, bots, orders, risk,
-# audit) are appended here as they land; keep one line a module.
+# Every router of the API, one line a router.
 ROUTERS: list[APIRouter] = [
     auth.router,
     auth.setup_router,
     me.router,
     users.router,
     ws.router,
+    credentials.router,
+    bots.router,
+    orders.router,
+    risk.router,
+    audit.router,
 ]
 
 health = APIRouter(prefix="/api", tags=["health"])
