@@ -71,11 +71,16 @@ async def get_health() -> HealthOut:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
-    # On shutdown: queued reset mails are sent, the audit log signs its final head. Both are
-    # idempotent, so web.runtime closing them again afterwards is harmless.
-    ctx: AppContext = app.state.ctx
-    await run_in_threadpool(ctx.accounts.close)
-    await run_in_threadpool(ctx.audit.close)
+    await run_in_threadpool(_shut_down, app.state.ctx)
+
+
+def _shut_down(ctx: AppContext) -> None:
+    """Queued reset mails go out, the vault's last usage counts reach the audit log, and the
+    log signs its final head, in that order. Each step is idempotent, so web.runtime closing
+    them again afterwards is harmless."""
+    ctx.accounts.close()
+    ctx.vault.flush_usage()
+    ctx.audit.close()
 
 
 def create_app(ctx: AppContext) -> FastAPI:

@@ -51,7 +51,7 @@ PERMISSIONS_POLICY = (
     "encrypted-media=(), fullscreen=(), geolocation=(), gyroscope=(), hid=(), idle-detection=(), "
     "magnetometer=(), microphone=(), midi=(), payment=(), picture-in-picture=(), "
     "publickey-credentials-get=(), screen-wake-lock=(), serial=(), usb=(), "
-    "xr-spatial-tracking=(), interest-cohort=()"
+    "xr-spatial-tracking=()"
 )
 HSTS = "max-age=63072000; includeSubDomains; preload"
 SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
