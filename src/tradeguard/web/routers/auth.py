@@ -93,7 +93,7 @@ def login(
     return _tokens(result, now)
 
 
-@router.post("/refresh", response_model=TokenOut, responses=responses(401, 403, 429, 503))
+@router.post("/refresh", response_model=TokenOut, responses=responses(401, 403, 422, 429, 503))
 def refresh(
     request: Request,
     response: Response,
