@@ -179,3 +179,54 @@ def test_password_change_with_2fa_needs_a_code_too(api: Api) -> None:
         "/api/me/password", json={**body, "code": api.code(user)}, headers=tokens.headers
     )
     assert done.status_code == 200, done.text
+
+
+def test_ending_another_session_needs_a_fresh_proof(api: Api) -> None:
+    user = api.make_user()
+    tokens, other = api.login(user), api.login(user)
+    sessions = api.client.get("/api/me/sessions", headers=tokens.headers).json()
+    other_id = next(s["id"] for s in sessions if not s["current"])
+    url = f"/api/me/sessions/{other_id}/end"
+    refused = api.client.post(url, json={"password": "not the password"}, headers=tokens.headers)
+    assert refused.status_code == 401
+    assert api.client.get("/api/me", headers=other.headers).status_code == 200
+    done = api.client.post(url, json={"password": user.password}, headers=tokens.headers)
+    assert done.status_code == 200, done.text
+    assert api.client.get("/api/me", headers=other.headers).status_code == 401
+    assert api.client.get("/api/me", headers=tokens.headers).status_code == 200
+
+
+def test_another_users_session_cannot_be_ended(api: Api) -> None:
+    user, victim = api.make_user(), api.make_user()
+    tokens, victim_tokens = api.login(user), api.login(victim)
+    victim_session = api.client.get("/api/me/sessions", headers=victim_tokens.headers).json()[0]
+    response = api.client.post(
+        f"/api/me/sessions/{victim_session['id']}/end",
+        json={"password": user.password},
+        headers=tokens.headers,
+    )
+    assert response.status_code == 404
+    assert api.client.get("/api/me", headers=victim_tokens.headers).status_code == 200
+
+
+def test_email_change_needs_a_fresh_code_and_a_free_address(api: Api) -> None:
+    user = api.make_user(totp=True)
+    other = api.make_user()
+    tokens = api.login(user)
+    without = api.client.post(
+        "/api/me/email", json={"email": "new@example.com"}, headers=tokens.headers
+    )
+    assert without.status_code == 401
+    taken = api.client.post(
+        "/api/me/email",
+        json={"email": other.email, "code": api.code(user)},
+        headers=tokens.headers,
+    )
+    assert taken.status_code == 409
+    done = api.client.post(
+        "/api/me/email",
+        json={"email": "New@Example.com", "code": api.code(user)},
+        headers=tokens.headers,
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["email"] == "new@example.com"

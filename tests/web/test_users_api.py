@@ -111,3 +111,19 @@ def test_unknown_and_out_of_range_ids(api: Api) -> None:
     for bad in ("0", "-1", str(2**63), "abc"):
         response = api.client.patch(f"/api/users/{bad}", json={}, headers=tokens.headers)
         assert response.status_code == 422, bad
+
+
+def test_an_admin_ends_every_session_of_a_user(api: Api) -> None:
+    admin = api.make_user(Role.ADMIN, totp=True)
+    user = api.make_user()
+    first, second = api.login(user), api.login(user)
+    tokens = api.login(admin)
+    response = api.client.post(f"/api/users/{user.id}/logout-all", headers=tokens.headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"sessions_ended": 2}
+    for session in (first, second):
+        assert api.client.get("/api/me", headers=session.headers).status_code == 401
+    api.login(user)  # the password still works
+    trader = api.login(api.make_user())
+    refused = api.client.post(f"/api/users/{user.id}/logout-all", headers=trader.headers)
+    assert refused.status_code == 403

@@ -25,6 +25,7 @@ __all__ = [
     "BackupCodesOut",
     "Body",
     "CodeBody",
+    "EmailChangeBody",
     "EnrolmentOut",
     "ErrorDetail",
     "ErrorOut",
@@ -208,6 +209,10 @@ class PasswordChangeBody(Body):
     current_password: SecretStr = Field(min_length=1, max_length=MAX_PASSWORD)
     new_password: SecretStr = Field(min_length=1, max_length=MAX_PASSWORD)
     code: str | None = Field(default=None, max_length=MAX_CODE)
+
+
+class EmailChangeBody(StepUpFields):
+    email: str = Field(min_length=1, max_length=254)
 
 
 # -- users (admin) -------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from tradeguard.auth.service import StepUp
 from tradeguard.secrets import Token
@@ -11,6 +13,7 @@ from tradeguard.web.errors import responses
 from tradeguard.web.schemas import (
     BackupCodesOut,
     CodeBody,
+    EmailChangeBody,
     EnrolmentOut,
     OkOut,
     PasswordChangeBody,
@@ -23,6 +26,8 @@ from tradeguard.web.schemas import (
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/me", tags=["me"])
+
+SessionId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
 
 
 def _shown_once(codes: list[Token]) -> BackupCodesOut:
@@ -50,6 +55,36 @@ def get_sessions(principal: CurrentUser, ctx: Ctx) -> list[SessionOut]:
     """The live sessions of this account, newest first; `current` marks this one."""
     sessions = ctx.accounts.live_sessions(principal)
     return [SessionOut.of(s, principal.session.id) for s in sessions]
+
+
+@router.post(
+    "/sessions/{session_id}/end",
+    response_model=OkOut,
+    responses=responses(401, 404, 422, 429, 503),
+)
+def end_session(
+    session_id: SessionId, body: StepUpFields, principal: CurrentUser, ctx: Ctx, ip: ClientIp
+) -> OkOut:
+    """End one of this account's sessions (another device), with a fresh proof (`code`, or
+    `password` without a second factor)."""
+    proof = body.proof()
+    try:
+        ctx.accounts.end_session(principal, session_id, proof, ip)
+    finally:
+        _wipe(proof)
+    return OkOut()
+
+
+@router.post("/email", response_model=UserOut, responses=responses(400, 401, 409, 422, 429, 503))
+def change_email(body: EmailChangeBody, principal: CurrentUser, ctx: Ctx, ip: ClientIp) -> UserOut:
+    """A new address for password resets, with a fresh proof; reset links already sent stop
+    working."""
+    proof = body.proof()
+    try:
+        account = ctx.accounts.change_email(principal, body.email, proof, ip)
+    finally:
+        _wipe(proof)
+    return UserOut.of(account)
 
 
 @router.post("/2fa", response_model=EnrolmentOut, responses=responses(401, 409, 429))

@@ -12,7 +12,13 @@ from fastapi import APIRouter, Path, status
 
 from tradeguard.web.deps import Admin, Ctx
 from tradeguard.web.errors import responses
-from tradeguard.web.schemas import NewUserBody, UserOut, UserPatchBody, password_of
+from tradeguard.web.schemas import (
+    LogoutAllOut,
+    NewUserBody,
+    UserOut,
+    UserPatchBody,
+    password_of,
+)
 
 __all__ = ["router"]
 
@@ -56,3 +62,13 @@ def update_user(user_id: UserId, body: UserPatchBody, admin: Admin, ctx: Ctx) ->
     if body.disabled is not None and body.disabled != account.disabled:
         account = ctx.accounts.set_disabled(admin, user_id, body.disabled)
     return UserOut.of(account)
+
+
+@router.post(
+    "/{user_id}/logout-all",
+    response_model=LogoutAllOut,
+    responses=responses(401, 403, 404, 422, 429),
+)
+def end_sessions(user_id: UserId, admin: Admin, ctx: Ctx) -> LogoutAllOut:
+    """End every session of a user (a lost laptop, a departure); their password stays."""
+    return LogoutAllOut(sessions_ended=ctx.accounts.end_sessions_of(admin, user_id))
