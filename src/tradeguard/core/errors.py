@@ -33,9 +33,9 @@ __all__ = [
     "SchemaTooNewError",
     "SecondFactorRequired",
     "SecretFileError",
-    "ServiceUnavailable",
     "SecretValueError",
     "SecretWipedError",
+    "ServiceUnavailable",
     "StorageError",
     "Throttled",
     "TokenInvalid",
@@ -141,9 +141,13 @@ class WrongPassword(VaultError):
 
 
 class UnlockThrottled(VaultError):
-    """Too many failed unlocks: wait before trying again."""
+    """Too many failed unlocks: wait `retry_after` seconds before trying again."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class UnknownUser(VaultError):

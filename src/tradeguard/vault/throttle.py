@@ -8,6 +8,7 @@ guesses costs the server nothing.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import cast
 
@@ -41,7 +42,8 @@ def check(conn: sa.Connection, name: str, now: datetime) -> None:
     wait = delay_after(row.failures) - (now - row.last_failure_at).total_seconds()
     if wait > 0:
         raise UnlockThrottled(
-            f"too many failed unlocks for {name!r} ({row.failures}); try again in {wait:.0f} s"
+            f"too many failed unlocks for {name!r} ({row.failures}); try again in {wait:.0f} s",
+            retry_after=math.ceil(wait),
         )
 
 

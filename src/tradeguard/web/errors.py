@@ -27,7 +27,10 @@ from tradeguard.core.errors import (
     TradeguardError,
     UnknownCredential,
     UnknownUser,
+    UnlockThrottled,
+    VaultLocked,
     VenueError,
+    WrongPassword,
 )
 from tradeguard.web.schemas import ErrorOut
 
@@ -79,6 +82,12 @@ def error_response(
 def status_of(exc: TradeguardError) -> int:
     if isinstance(exc, AuthError):
         return exc.status
+    if isinstance(exc, WrongPassword):
+        return 401
+    if isinstance(exc, UnlockThrottled):
+        return 429
+    if isinstance(exc, VaultLocked):
+        return 409
     if isinstance(exc, KeyPermissionRefused | InvalidOrder):
         return 422  # the request is what is wrong, not the venue
     if isinstance(exc, VenueError):
@@ -93,7 +102,7 @@ async def _tradeguard_error(_request: Request, exc: Exception) -> JSONResponse:
         raise exc
     status = status_of(exc)
     headers: dict[str, str] = {}
-    if isinstance(exc, Throttled):
+    if isinstance(exc, Throttled | UnlockThrottled):
         headers["Retry-After"] = str(exc.retry_after)
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"

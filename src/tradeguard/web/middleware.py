@@ -116,14 +116,8 @@ class SecurityMiddleware:
         public_url: str,
         proxies: TrustedProxies,
         max_body: int = MAX_BODY,
-        csp_overrides: dict[str, str] | None = None,
     ) -> None:
         self.app = app
-        # A page that needs another policy (the dev-only API docs), by exact path.
-        self.csp_overrides = {
-            path: [(b"content-security-policy", csp.encode()), *_BASE[1:]]
-            for path, csp in (csp_overrides or {}).items()
-        }
         self.origin = origin_of(public_url).encode()
         self.proxies = proxies
         self.max_body = max_body
@@ -141,8 +135,7 @@ class SecurityMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request = _Request(scope, self.proxies)
-        base = self.csp_overrides.get(scope["path"], _BASE) if self.csp_overrides else _BASE
-        headers = [*base, _HSTS] if request.https(self.proxies) else base
+        headers = [*_BASE, _HSTS] if request.https(self.proxies) else _BASE
         if scope["path"].startswith("/api"):
             headers = [*headers, _NO_STORE]
         state = _Exchange(send, headers)
