@@ -95,7 +95,9 @@ def by_id(conn: sa.Connection, user_id: int) -> Account:
 def by_login(conn: sa.Connection, login: str) -> Account | None:
     """The account a login names: its user name, or its email when the login has an @."""
     login = login.strip().lower()
-    if not login or len(login) > 254:
+    # No name or address holds a NUL (check_name, check_email), and PostgreSQL refuses one in
+    # any text it is sent: asking would be a 500 where the answer is "no such account".
+    if not login or len(login) > 254 or "\x00" in login:
         return None
     column = users.c.email if "@" in login else users.c.name
     row = conn.execute(sa.select(users).where(column == login)).first()
