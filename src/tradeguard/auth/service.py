@@ -379,19 +379,27 @@ class AccountService:
         a session or changes an account forgets every remembered check at once; a change made
         by another instance is seen within `PRINCIPAL_RECHECK_S`.
         """
-        now = self.clock.now()
-        cached = self._principals.get(access_token)
-        if cached is not None:
-            principal, checked_at = cached
-            fresh = self.clock.monotonic() - checked_at < PRINCIPAL_RECHECK_S
-            if fresh and now < principal.claims.expires_at:
-                return principal
-            self._principals.pop(access_token, None)
-        principal = self._check_principal(access_token, now)
+        principal = self.remembered(access_token)
+        if principal is not None:
+            return principal
+        principal = self._check_principal(access_token, self.clock.now())
         if len(self._principals) >= _PRINCIPAL_CACHE_SIZE:
             self._principals.clear()
         self._principals[access_token] = (principal, self.clock.monotonic())
         return principal
+
+    def remembered(self, access_token: str) -> Principal | None:
+        """The principal of a token checked less than `PRINCIPAL_RECHECK_S` ago and not yet
+        expired, or None. No I/O: safe on the event loop."""
+        cached = self._principals.get(access_token)
+        if cached is None:
+            return None
+        principal, checked_at = cached
+        fresh = self.clock.monotonic() - checked_at < PRINCIPAL_RECHECK_S
+        if fresh and self.clock.now() < principal.claims.expires_at:
+            return principal
+        self._principals.pop(access_token, None)
+        return None
 
     def _check_principal(self, access_token: str, now: datetime) -> Principal:
         claims = self.session_key.verify(access_token, now=now)

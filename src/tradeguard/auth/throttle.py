@@ -91,6 +91,10 @@ class _Limiter:
                 self._call("hit", self._limiter.hit, item, *key)
         return 0
 
+    def try_hit(self, item: RateLimitItem, *key: str) -> bool:
+        """Count one; False (having counted nothing on a moving window) if it was full."""
+        return bool(self._call("hit", self._limiter.hit, item, *key))
+
     def count(self, items: Sequence[RateLimitItem], *key: str) -> None:
         """Count one failure against each window that still has room."""
         for item in items:
@@ -153,16 +157,23 @@ class RateLimits:
 
     def __init__(self, storage: Storage, *, per_user: str, everyone: str) -> None:
         self._limiter = _Limiter(storage, moving=False)
+        # In this process's memory: a check never blocks, so it may run on the event loop.
+        self.local = isinstance(storage, MemoryStorage)
         self.per_user = parse_many(per_user)
         self.everyone = parse_many(everyone)
         self.anonymous = parse_many(PER_ADDRESS_ANONYMOUS)
 
     def user_request(self, user_id: int) -> None:
-        wait = self._limiter.hit(
-            (self.everyone, ("api-all",)), (self.per_user, ("api-user", str(user_id)))
-        )
-        if wait:
-            raise _throttled(wait, "requests")
+        """Count a request against the user's budget, then everyone's: one storage call each
+        on the way through (this runs on every API call). A user over their own budget spends
+        none of everyone's, so one user cannot use the shared budget up."""
+        for items, key in (
+            (self.per_user, ("api-user", str(user_id))),
+            (self.everyone, ("api-all",)),
+        ):
+            for item in items:
+                if not self._limiter.try_hit(item, *key):
+                    raise _throttled(self._limiter.over([item], *key) or 1, "requests")
 
     def anonymous_request(self, address: str, route: str) -> None:
         wait = self._limiter.hit(

@@ -46,7 +46,7 @@ def _wipe(proof: StepUp) -> None:
 
 
 @router.get("", response_model=UserOut, responses=responses(401, 429))
-def get_me(principal: CurrentUser) -> UserOut:
+async def get_me(principal: CurrentUser) -> UserOut:
     return UserOut.of(principal.account)
 
 
