@@ -181,6 +181,20 @@ def test_password_change_with_2fa_needs_a_code_too(api: Api) -> None:
     assert done.status_code == 200, done.text
 
 
+def test_a_mistyped_current_password_does_not_spend_the_code(api: Api) -> None:
+    user = api.make_user(totp=True)
+    tokens = api.login(user)
+    code = api.code(user)
+    new = "a completely new passphrase 7"
+    wrong = {"current_password": "not my password at all", "new_password": new, "code": code}
+    assert (
+        api.client.post("/api/me/password", json=wrong, headers=tokens.headers).status_code == 401
+    )
+    right = {**wrong, "current_password": user.password}
+    done = api.client.post("/api/me/password", json=right, headers=tokens.headers)
+    assert done.status_code == 200, done.text  # the same code still works: it was not spent
+
+
 def test_ending_another_session_needs_a_fresh_proof(api: Api) -> None:
     user = api.make_user()
     tokens, other = api.login(user), api.login(user)

@@ -657,15 +657,18 @@ class AccountService:
         self.forget_checks()
         self._emit(EventName.AUTH_SECOND_FACTOR_DISABLED, actor=principal.actor, ip=ip)
 
-    def step_up(self, principal: Principal, proof: StepUp, ip: str) -> None:
+    def step_up(
+        self, principal: Principal, proof: StepUp, ip: str, *, password_only: bool = False
+    ) -> None:
         """Raise unless `proof` is fresh: a code never used before when the account has a
-        second factor, else the current password. Throttled like a login."""
+        second factor, else the current password (`password_only`: the password whatever
+        the account has). Throttled like a login."""
         with self.engine.connect() as conn:
             account = by_id(conn, principal.account.id)  # the current last step
         login = account.name
         self.throttle.before_check(ip, login, known=True)
         try:
-            if account.totp_enabled:
+            if account.totp_enabled and not password_only:
                 if not proof.code:
                     raise SecondFactorRequired(
                         "this action needs a fresh code from the authenticator app (or a "
@@ -687,17 +690,15 @@ class AccountService:
         self, principal: Principal, current: Password, new: Password, proof: StepUp, ip: str
     ) -> None:
         """Needs the current password and, with a second factor on, a fresh code too. Every
-        other session ends."""
+        other session ends. The new password is judged first and the current one before the
+        code, so neither a weak choice nor a typo spends the code."""
         account = principal.account
         if account.password_hash is None:
             raise AuthError("this account has no password to change")
-        self.step_up(principal, StepUp(code=proof.code, password=current), ip)
-        if account.totp_enabled:  # step_up checked the code; check the password as well
-            try:
-                self.hasher.verify(account.password_hash, current)
-            except LoginFailed:
-                self.throttle.failed(ip, account.name, known=True)
-                raise InvalidCode("the code or password is wrong") from None
+        self.check_new_password(new, account.name, account.email)
+        self.step_up(principal, StepUp(password=current), ip, password_only=True)
+        if account.totp_enabled:
+            self.step_up(principal, StepUp(code=proof.code), ip)
         self._set_password(
             account, new, keep_session=principal.session.id, reason="password_changed"
         )
@@ -706,7 +707,7 @@ class AccountService:
     def _set_password(
         self, account: Account, new: Password, *, keep_session: str | None, reason: str
     ) -> None:
-        self.check_new_password(new, account.name, account.email)
+        """Store a new password (the caller has checked it) and end the other sessions."""
         phc = self.hasher.hash(new)
         now = self.clock.now()
         with self.engine.begin() as conn:
