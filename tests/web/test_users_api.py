@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.conftest import Capture
 from tests.web.conftest import Api
 
 from tradeguard.auth.accounts import Role
@@ -127,3 +128,13 @@ def test_an_admin_ends_every_session_of_a_user(api: Api) -> None:
     trader = api.login(api.make_user())
     refused = api.client.post(f"/api/users/{user.id}/logout-all", headers=trader.headers)
     assert refused.status_code == 403
+
+
+def test_refused_requests_leave_a_security_log_line(api: Api, capture: Capture) -> None:
+    viewer = api.make_user(Role.VIEWER)
+    api.client.get("/api/me?token=SECRET-IN-QUERY")
+    api.client.get("/api/users", headers=api.login(viewer).headers)
+    lines = [r.getMessage() for r in capture.records if r.name == "tradeguard.security"]
+    assert "refused GET /api/me: 401 TokenInvalid" in lines
+    assert "refused GET /api/users: 403 Forbidden" in lines
+    assert not any("SECRET-IN-QUERY" in line for line in lines)

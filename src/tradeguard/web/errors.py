@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("tradeguard.security")
+_REFUSALS = frozenset({401, 403, 429})
 
 _HTTP_CODES = {
     400: "BadRequest",
@@ -97,10 +99,16 @@ def status_of(exc: TradeguardError) -> int:
     return 400
 
 
-async def _tradeguard_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _tradeguard_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, TradeguardError):
         raise exc
     status = status_of(exc)
+    if status in _REFUSALS:
+        # Every refused authentication or authorization leaves a line (ASVS V16.3.2): the
+        # path without its query, the class of refusal, never the message's detail.
+        security_log.warning(
+            "refused %s %s: %d %s", request.method, request.url.path, status, type(exc).__name__
+        )
     headers: dict[str, str] = {}
     if isinstance(exc, Throttled | UnlockThrottled):
         headers["Retry-After"] = str(exc.retry_after)
