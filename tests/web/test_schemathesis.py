@@ -57,7 +57,7 @@ from tradeguard.web.app import OPENAPI_URL
 # raises them on this installation's live limiters. Their own behaviour is proven in
 # tests/auth/test_throttle.py and tests/web/test_attacks.py.
 HIGH = "1000000/minute"
-MAX_EXAMPLES = 25  # an operation and mode: both stores in about 40 s on two cores
+MAX_EXAMPLES = 25  # an operation and mode: about 30 s a store for the 36 operations of today
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
 Operation = APIOperation[Any, Any, Any, Any]
 LOGOUTS = frozenset({"/api/auth/logout", "/api/auth/logout-all"})
