@@ -236,9 +236,9 @@ def test_a_login_code_cannot_be_replayed_for_a_step_up(api: Api) -> None:
     tokens = api.login(user, code=code)
 
     def step_up(with_code: str) -> httpx.Response:
-        return api.client.post(
-            "/api/me/backup-codes", json={"code": with_code}, headers=tokens.headers
-        )
+        # New backup codes need the password and a fresh code: the password is right here.
+        body = {"password": user.password, "code": with_code}
+        return api.client.post("/api/me/backup-codes", json=body, headers=tokens.headers)
 
     replayed = step_up(code)
     assert replayed.status_code == 401
@@ -283,10 +283,14 @@ def test_a_used_backup_code_is_dead_in_every_spelling_and_route(api: Api) -> Non
         again = _attempt(api, user.name, user.password, code=spelling)
         assert again.status_code == 401, spelling
         assert _code(again) == "InvalidCode"
-    step_up = api.client.post("/api/me/backup-codes", json={"code": used}, headers=tokens.headers)
-    assert step_up.status_code == 401
+
+    def step_up(code: str) -> httpx.Response:
+        body = {"password": user.password, "code": code}
+        return api.client.post("/api/me/backup-codes", json=body, headers=tokens.headers)
+
+    assert step_up(used).status_code == 401
     # The control: an unused code passes the same step-up.
-    fine = api.client.post("/api/me/backup-codes", json={"code": spare}, headers=tokens.headers)
+    fine = step_up(spare)
     assert fine.status_code == 200, fine.text
 
 
@@ -795,7 +799,7 @@ def test_hostile_text_in_account_routes_is_stored_exactly_or_refused(
             _inert(by_id, value, "path.user_id")
             # Step-up codes and passwords of /api/me: wrong, never a 5xx, never echoed.
             for path, field, me_body in (
-                ("/api/me/backup-codes", "code", {"code": value}),
+                ("/api/me/backup-codes", "code", {"password": admin.password, "code": value}),
                 ("/api/me/2fa/confirm", "code", {"code": value}),
                 ("/api/me/password", "current_password", {
                     "current_password": value, "new_password": "a fine new passphrase 7",
