@@ -75,8 +75,8 @@ def _principal(ctx: AppContext, result: LoginResult) -> Principal:
     return ctx.accounts.authenticate(result.access_token)
 
 
-def _enrol(ctx: AppContext, clock: ManualClock, principal: Principal) -> pyotp.TOTP:
-    enrolment = ctx.accounts.begin_totp(principal)
+def _enrol(ctx: AppContext, clock: ManualClock, principal: Principal, password: str) -> pyotp.TOTP:
+    enrolment = ctx.accounts.begin_totp(principal, StepUp(password=Password(password)), IP)
     secret = enrolment.uri.split("secret=")[1].split("&")[0]
     totp = pyotp.TOTP(secret)
     ctx.accounts.confirm_totp(principal, totp.at(clock.now()))
@@ -88,7 +88,7 @@ def test_no_password_or_second_factor_secret_is_stored_in_clear(
 ) -> None:
     name, password = _account(ctx)
     principal = _principal(ctx, _login(ctx, name, password))
-    totp = _enrol(ctx, clock, principal)
+    totp = _enrol(ctx, clock, principal, password)
     ctx.engine.dispose()
     raw = b"".join(p.read_bytes() for p in installation.glob("tradeguard.db*"))
     assert password.encode() not in raw
@@ -134,7 +134,7 @@ def test_a_disabled_account_is_refused_at_once_in_this_instance(ctx: AppContext)
         ctx.accounts.set_disabled(admin, admin.account.id + 1, True)
     clock = ctx.clock
     assert isinstance(clock, ManualClock)
-    totp = _enrol(ctx, clock, admin)
+    totp = _enrol(ctx, clock, admin, admin_password)
     clock.advance(30)
     admin = _principal(ctx, _login(ctx, admin_name, admin_password, totp.at(clock.now())))
     name, password = _account(ctx)

@@ -131,7 +131,9 @@ class Api:
     def enrol(self, user: TestUser) -> Tokens:
         """Turn on TOTP for `user` over the API; the session used for it stays live."""
         tokens = self.login(user)
-        begun = self.client.post("/api/me/2fa", headers=tokens.headers)
+        begun = self.client.post(
+            "/api/me/2fa", json={"password": user.password}, headers=tokens.headers
+        )
         assert begun.status_code == 200, begun.text
         user.totp_secret = totp_secret_of(begun.json()["otpauth_uri"])
         confirmed = self.client.post(

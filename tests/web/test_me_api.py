@@ -36,7 +36,7 @@ def test_me_and_sessions_show_the_account_and_mark_this_session(api: Api) -> Non
 def test_enrolment_needs_one_valid_code_and_shows_backup_codes_once(api: Api) -> None:
     user = api.make_user()
     tokens = api.login(user)
-    begun = api.client.post("/api/me/2fa", headers=tokens.headers)
+    begun = api.client.post("/api/me/2fa", json={"password": user.password}, headers=tokens.headers)
     assert begun.status_code == 200
     uri = begun.json()["otpauth_uri"]
     assert uri.startswith("otpauth://totp/")
@@ -52,7 +52,11 @@ def test_enrolment_needs_one_valid_code_and_shows_backup_codes_once(api: Api) ->
     codes = confirmed.json()["backup_codes"]
     assert len(codes) == len(set(codes)) == 10
     assert api.client.get("/api/me", headers=tokens.headers).json()["totp_enabled"] is True
-    again = api.client.post("/api/me/2fa", headers=tokens.headers)
+    again = api.client.post(
+        "/api/me/2fa",
+        json={"password": user.password, "code": api.code(user)},
+        headers=tokens.headers,
+    )
     assert again.status_code == 409
 
 
@@ -60,10 +64,14 @@ def test_a_restarted_enrolment_replaces_the_pending_secret(api: Api) -> None:
     user = api.make_user()
     tokens = api.login(user)
     first = totp_secret_of(
-        api.client.post("/api/me/2fa", headers=tokens.headers).json()["otpauth_uri"]
+        api.client.post(
+            "/api/me/2fa", json={"password": user.password}, headers=tokens.headers
+        ).json()["otpauth_uri"]
     )
     second = totp_secret_of(
-        api.client.post("/api/me/2fa", headers=tokens.headers).json()["otpauth_uri"]
+        api.client.post(
+            "/api/me/2fa", json={"password": user.password}, headers=tokens.headers
+        ).json()["otpauth_uri"]
     )
     assert first != second
     api.clock.advance(30)
@@ -79,9 +87,10 @@ def test_turning_2fa_on_ends_the_other_sessions(api: Api) -> None:
     assert api.client.get("/api/me", headers=other.headers).status_code == 401
 
 
-def test_disabling_2fa_needs_a_fresh_code(api: Api) -> None:
+def test_disabling_2fa_needs_the_password_and_a_fresh_code(api: Api) -> None:
     user = api.make_user(totp=True)
     tokens = api.login(user)
+    spent = pyotp.TOTP(user.totp_secret or "").at(api.clock.now())  # this login's code
     missing = api.client.post("/api/me/2fa/disable", json={}, headers=tokens.headers)
     assert missing.status_code == 401
     assert _code_of(missing.json()) == "SecondFactorRequired"
@@ -89,14 +98,20 @@ def test_disabling_2fa_needs_a_fresh_code(api: Api) -> None:
         "/api/me/2fa/disable", json={"password": user.password}, headers=tokens.headers
     )
     assert with_password.status_code == 401  # a password is no second factor
+    code_only = api.client.post(
+        "/api/me/2fa/disable", json={"code": api.code(user)}, headers=tokens.headers
+    )
+    assert code_only.status_code == 401  # nor a code alone: a stolen session has neither
     used = api.client.post(
         "/api/me/2fa/disable",
-        json={"code": pyotp.TOTP(user.totp_secret or "").at(api.clock.now())},
+        json={"password": user.password, "code": spent},
         headers=tokens.headers,
     )
-    assert used.status_code == 401  # the code this login spent
+    assert used.status_code == 401  # the code the login spent
     done = api.client.post(
-        "/api/me/2fa/disable", json={"code": api.code(user)}, headers=tokens.headers
+        "/api/me/2fa/disable",
+        json={"password": user.password, "code": api.code(user)},
+        headers=tokens.headers,
     )
     assert done.status_code == 200, done.text
     assert api.client.get("/api/me", headers=tokens.headers).json()["totp_enabled"] is False
@@ -115,7 +130,9 @@ def test_new_backup_codes_replace_the_old_ones(api: Api) -> None:
     user = api.make_user(totp=True)
     tokens = api.login(user)
     response = api.client.post(
-        "/api/me/backup-codes", json={"code": api.code(user)}, headers=tokens.headers
+        "/api/me/backup-codes",
+        json={"password": user.password, "code": api.code(user)},
+        headers=tokens.headers,
     )
     assert response.status_code == 200, response.text
     fresh = response.json()["backup_codes"]
@@ -223,7 +240,7 @@ def test_another_users_session_cannot_be_ended(api: Api) -> None:
     assert api.client.get("/api/me", headers=victim_tokens.headers).status_code == 200
 
 
-def test_email_change_needs_a_fresh_code_and_a_free_address(api: Api) -> None:
+def test_email_change_needs_the_password_a_fresh_code_and_a_free_address(api: Api) -> None:
     user = api.make_user(totp=True)
     other = api.make_user()
     tokens = api.login(user)
@@ -231,15 +248,21 @@ def test_email_change_needs_a_fresh_code_and_a_free_address(api: Api) -> None:
         "/api/me/email", json={"email": "new@example.com"}, headers=tokens.headers
     )
     assert without.status_code == 401
+    code_only = api.client.post(
+        "/api/me/email",
+        json={"email": "new@example.com", "code": api.code(user)},
+        headers=tokens.headers,
+    )
+    assert code_only.status_code == 401  # full re-authentication: the password too
     taken = api.client.post(
         "/api/me/email",
-        json={"email": other.email, "code": api.code(user)},
+        json={"email": other.email, "password": user.password, "code": api.code(user)},
         headers=tokens.headers,
     )
     assert taken.status_code == 409
     done = api.client.post(
         "/api/me/email",
-        json={"email": "New@Example.com", "code": api.code(user)},
+        json={"email": "New@Example.com", "password": user.password, "code": api.code(user)},
         headers=tokens.headers,
     )
     assert done.status_code == 200, done.text

@@ -490,7 +490,7 @@ class AccountService:
         """A new address for resets, after a fresh proof; the old address is told nothing
         here (no mail is sent to it) but the change is audited."""
         address = check_email(email)
-        self.step_up(principal, proof, ip)
+        self.reauthenticate(principal, proof, ip)
         with self.engine.begin() as conn:
             taken = conn.execute(
                 sa.select(users.c.id).where(
@@ -567,9 +567,11 @@ class AccountService:
             raise InvalidCode("wrong or expired code")
         self._emit(EventName.AUTH_BACKUP_CODE_USED, actor=account.owner, ip=ip, left=int(left))
 
-    def begin_totp(self, principal: Principal) -> Enrolment:
+    def begin_totp(self, principal: Principal, proof: StepUp, ip: str) -> Enrolment:
         """A new secret, stored but not yet active: `confirm_totp` with one valid code turns it
-        on. Starting again replaces a pending secret, never an active one."""
+        on. Starting again replaces a pending secret, never an active one. Needs the password:
+        a stolen session must not be able to put the thief's authenticator on the account."""
+        self.reauthenticate(principal, proof, ip)
         account = principal.account
         if account.totp_enabled:
             raise Conflict("two-factor authentication is already on; turn it off first")
@@ -630,7 +632,7 @@ class AccountService:
         return codes
 
     def regenerate_backup_codes(self, principal: Principal, proof: StepUp, ip: str) -> list[Token]:
-        self.step_up(principal, proof, ip)
+        self.reauthenticate(principal, proof, ip)
         if not principal.account.totp_enabled:
             raise Conflict("backup codes come with two-factor authentication; turn it on first")
         with self.engine.begin() as conn:
@@ -641,7 +643,7 @@ class AccountService:
     def disable_totp(self, principal: Principal, proof: StepUp, ip: str) -> None:
         if principal.account.role is Role.ADMIN:
             raise Forbidden("admins must keep two-factor authentication on")
-        self.step_up(principal, proof, ip)
+        self.reauthenticate(principal, proof, ip)
         with self.engine.begin() as conn:
             conn.execute(
                 users.update()
@@ -654,6 +656,11 @@ class AccountService:
             conn.execute(
                 backup_codes.delete().where(backup_codes.c.user_id == principal.account.id)
             )
+            # Removing a factor ends the other sessions, as adding one does (ASVS V7.4.3).
+            self.sessions.revoke_all(
+                conn, principal.account.id, self.clock.now(), "2fa_disabled",
+                keep=principal.session.id,
+            )  # fmt: skip
         self.forget_checks()
         self._emit(EventName.AUTH_SECOND_FACTOR_DISABLED, actor=principal.actor, ip=ip)
 
@@ -684,6 +691,14 @@ class AccountService:
             self._emit(EventName.AUTH_SECOND_FACTOR_FAILED, actor=account.owner, ip=ip)
             raise InvalidCode("the code or password is wrong") from None
 
+    def reauthenticate(self, principal: Principal, proof: StepUp, ip: str) -> None:
+        """Full re-authentication for changes to how the account is secured (password, email,
+        second factor, backup codes): the current password always, and a fresh code as well
+        when a second factor is on. The password is checked first, so a typo spends no code."""
+        self.step_up(principal, StepUp(password=proof.password), ip, password_only=True)
+        if self.account(principal.account.id).totp_enabled:
+            self.step_up(principal, StepUp(code=proof.code), ip)
+
     # -- passwords -----------------------------------------------------------------------------
 
     def change_password(
@@ -696,9 +711,7 @@ class AccountService:
         if account.password_hash is None:
             raise AuthError("this account has no password to change")
         self.check_new_password(new, account.name, account.email)
-        self.step_up(principal, StepUp(password=current), ip, password_only=True)
-        if account.totp_enabled:
-            self.step_up(principal, StepUp(code=proof.code), ip)
+        self.reauthenticate(principal, StepUp(code=proof.code, password=current), ip)
         self._set_password(
             account, new, keep_session=principal.session.id, reason="password_changed"
         )

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from tradeguard.auth.accounts import Role, check_email
-from tradeguard.auth.service import Principal
+from tradeguard.auth.service import Principal, StepUp
 from tradeguard.cli.console import err, out
 from tradeguard.cli.open_vault import opened_vault
 from tradeguard.cli.prompts import ask_code, ask_new_password
@@ -69,6 +69,7 @@ def list_users() -> None:
 
 
 _CODE_TRIES = 3
+_HERE = "127.0.0.1"  # the address a command at this terminal logs in from
 
 
 @app.command("create-admin")
@@ -85,12 +86,12 @@ def create_admin(
         try:
             ctx.accounts.create_account(name, email, password, Role.ADMIN, actor="operator")
             principal = _log_in_here(ctx, name, password)
+            try:
+                codes = _enrol(ctx, principal, password)
+            finally:
+                ctx.accounts.logout(principal)
         finally:
             password.wipe()
-        try:
-            codes = _enrol(ctx, principal)
-        finally:
-            ctx.accounts.logout(principal)
     out.print(f"\nAdmin {name} created, with two-factor authentication on.", markup=False)
     out.print("Backup codes, each good once in place of a code (shown only now; keep them "
               "offline):", markup=False)  # fmt: skip
@@ -103,13 +104,13 @@ def create_admin(
 def _log_in_here(ctx: AppContext, name: str, password: Password) -> Principal:
     """A session for the enrolment, as a login at this terminal (127.0.0.1); ended after."""
     result = ctx.accounts.login(
-        name, password, code=None, ip="127.0.0.1", user_agent="tradeguard users create-admin"
+        name, password, code=None, ip=_HERE, user_agent="tradeguard users create-admin"
     )
     return ctx.accounts.authenticate(result.access_token)
 
 
-def _enrol(ctx: AppContext, principal: Principal) -> list[Token]:
-    enrolment = ctx.accounts.begin_totp(principal)
+def _enrol(ctx: AppContext, principal: Principal, password: Password) -> list[Token]:
+    enrolment = ctx.accounts.begin_totp(principal, StepUp(password=password), _HERE)
     out.print("\nScan this QR code with an authenticator app, or enter this URI in it:\n")
     segno.make(enrolment.uri).terminal(compact=True)
     out.print(f"\n{enrolment.uri}\n", markup=False)

@@ -87,11 +87,16 @@ def change_email(body: EmailChangeBody, principal: CurrentUser, ctx: Ctx, ip: Cl
     return UserOut.of(account)
 
 
-@router.post("/2fa", response_model=EnrolmentOut, responses=responses(401, 409, 429))
-def begin_2fa(principal: CurrentUser, ctx: Ctx) -> EnrolmentOut:
-    """Start TOTP enrolment: scan the QR code (or enter the otpauth URI) in an authenticator
-    app, then confirm with one code. Starting again replaces a pending secret."""
-    enrolment = ctx.accounts.begin_totp(principal)
+@router.post("/2fa", response_model=EnrolmentOut, responses=responses(401, 409, 422, 429, 503))
+def begin_2fa(body: StepUpFields, principal: CurrentUser, ctx: Ctx, ip: ClientIp) -> EnrolmentOut:
+    """Start TOTP enrolment, with the current `password`: scan the QR code (or enter the
+    otpauth URI) in an authenticator app, then confirm with one code. Starting again replaces
+    a pending secret."""
+    proof = body.proof()
+    try:
+        enrolment = ctx.accounts.begin_totp(principal, proof, ip)
+    finally:
+        _wipe(proof)
     return EnrolmentOut(otpauth_uri=enrolment.uri, qr_svg=enrolment.qr_svg)
 
 
