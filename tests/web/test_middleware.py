@@ -243,3 +243,15 @@ def test_login_from_another_site_is_refused(api: Api) -> None:
         headers={"Origin": "https://evil.example"},
     )
     assert response.status_code == 403
+
+
+def test_no_cors_header_is_ever_sent(api: Api) -> None:
+    for origin in (PUBLIC_URL, "https://evil.example", "null"):
+        for response in (
+            api.client.get("/api/health", headers={"Origin": origin}),
+            api.client.options(
+                "/api/auth/login",
+                headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+            ),
+        ):
+            assert not any(k.lower().startswith("access-control-") for k in response.headers)

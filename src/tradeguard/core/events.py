@@ -73,7 +73,6 @@ class EventName(StrEnum):
     AUTH_SETUP_TOKEN_USED = "auth.setup_token.used"  # noqa: S105 - an event name
     AUTH_LOGIN_SUCCEEDED = "auth.login.succeeded"
     AUTH_LOGIN_FAILED = "auth.login.failed"
-    AUTH_LOGIN_THROTTLED = "auth.login.throttled"
     AUTH_NEW_IP = "auth.ip.new"  # first login or order from an address for this user
     AUTH_LOGOUT = "auth.logout"
     AUTH_LOGOUT_ALL = "auth.logout.all"
