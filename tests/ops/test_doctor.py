@@ -89,6 +89,20 @@ def test_every_problem_is_its_own_failing_row_with_its_fix(
     )
     assert rows["database files"][0] == "fail"
     assert "chmod 600" in rows["database files"][1]
+    assert rows["API setup"][0] == "fail"  # production needs an https:// public URL
+    assert "TRADEGUARD_PUBLIC_URL" in rows["API setup"][1]
+    assert rows["breached passwords"][0] == "warn"
+    assert rows["reset mail"][0] == "warn"
+
+
+def test_the_api_rows_pass_behind_a_trusted_proxy(cli: CliRunner, tmp_path: Path) -> None:
+    everywhere = "0.0.0.0"  # noqa: S104 - the setting under test, never bound
+    env = {"TRADEGUARD_DATA_DIR": str(tmp_path / "data"), "TRADEGUARD_HTTP_HOST": everywhere}
+    _, rows = _doctor(cli, env)
+    assert rows["API setup"][0] == "fail"  # plain HTTP on every interface
+    assert "TRADEGUARD_TRUSTED_PROXIES" in rows["API setup"][1]
+    _, rows = _doctor(cli, {**env, "TRADEGUARD_TRUSTED_PROXIES": '["10.0.0.2"]'})
+    assert rows["API setup"] == ("pass", "0.0.0.0:8000 as http://127.0.0.1:8000")
 
 
 def test_a_newer_schema_fails(cli: CliRunner, tmp_path: Path) -> None:

@@ -9,29 +9,23 @@ to the log) with the request that uses it.
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import shlex
 import signal
-import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import uvicorn
 
 from tradeguard.cli.console import err
 from tradeguard.cli.settings import cli_settings
-from tradeguard.config import Settings
-from tradeguard.core.errors import ConfigError, InsecurePermissionsError
-from tradeguard.core.permissions import exposure_problem
+from tradeguard.ops.serving import check_setup, tls_options
 from tradeguard.web.app import SERVER_OPTIONS, create_app
 from tradeguard.web.context import AppContext
 from tradeguard.web.runtime import open_context
 
-__all__ = ["check_setup", "serve", "tls_options"]
+__all__ = ["serve"]
 
 
 def serve(
@@ -74,62 +68,6 @@ def _stop_signals_return() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to anything
-
-
-def check_setup(settings: Settings, host: str) -> None:
-    """Refuse a setup that would serve logins in clear text to the network."""
-    https = settings.public_url.startswith("https://")
-    if settings.production and not https:
-        raise ConfigError(
-            f"TRADEGUARD_PUBLIC_URL is {settings.public_url}, but production needs https://: "
-            "set it to the https:// address users reach (TLS here or at a reverse proxy)"
-        )
-    tls_here = settings.tls_cert_file is not None or settings.tls_key_file is not None
-    if not _loopback(host) and not tls_here and not settings.trusted_proxies:
-        raise ConfigError(
-            f"refusing to serve plain HTTP on {host}: passwords and tokens would cross the "
-            "network in clear. Set TRADEGUARD_TLS_CERT_FILE and TRADEGUARD_TLS_KEY_FILE, or put "
-            "a TLS reverse proxy in front and list its address in TRADEGUARD_TRUSTED_PROXIES, or "
-            "bind 127.0.0.1"
-        )
-
-
-def tls_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's TLS options, after checking the files: both or neither, the key private."""
-    cert, key = settings.tls_cert_file, settings.tls_key_file
-    if cert is None and key is None:
-        return {}
-    if cert is None or key is None:
-        raise ConfigError(
-            "set both TRADEGUARD_TLS_CERT_FILE and TRADEGUARD_TLS_KEY_FILE (or neither, behind "
-            "a TLS reverse proxy)"
-        )
-    _check_readable("TRADEGUARD_TLS_CERT_FILE", cert)
-    _check_readable("TRADEGUARD_TLS_KEY_FILE", key)
-    problem = exposure_problem(key, os.stat(key), "file")
-    if problem:
-        raise InsecurePermissionsError(f"TRADEGUARD_TLS_KEY_FILE: {problem}")
-    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-
-
-def _check_readable(variable: str, path: Path) -> None:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as e:
-        raise ConfigError(
-            f"{variable}: cannot read {path} ({e.strerror}); check the path"
-        ) from None
-    if not stat.S_ISREG(mode):
-        raise ConfigError(f"{variable}: {path} is not a regular file")
 
 
 def _print_setup_token(ctx: AppContext) -> None:

@@ -28,6 +28,7 @@ from tradeguard.config import (
 from tradeguard.core.errors import TradeguardError
 from tradeguard.core.permissions import exposure_problem
 from tradeguard.crypto.keyring_file import KeyringVariables, describe_source, load_keyring
+from tradeguard.ops.serving import check_setup, tls_options
 from tradeguard.secrets import Secret
 from tradeguard.secrets.files import read_secret_file
 from tradeguard.store import DatabaseTarget, create_engine, schema_status
@@ -290,6 +291,38 @@ def _memory_lock() -> Check:
     return Check("memory locking", "pass", f"RLIMIT_MEMLOCK {shown}: unlocked keys stay in RAM")
 
 
+def _api(settings: Settings) -> Iterator[Check]:
+    """What `tradeguard serve` would refuse, and account settings worth a second look."""
+    try:
+        check_setup(settings, settings.http_host)
+        tls_options(settings)
+    except TradeguardError as e:
+        yield Check("API setup", "fail", e.message)
+    else:
+        yield Check(
+            "API setup",
+            "pass",
+            f"{settings.http_host}:{settings.http_port} as {settings.public_url}",
+        )
+    if settings.breached_check == "off":
+        yield Check(
+            "breached passwords",
+            "warn" if settings.production else "pass",
+            "new passwords meet the common-password list only; if this host may reach "
+            "api.pwnedpasswords.com, set TRADEGUARD_BREACHED_CHECK=fail-closed",
+        )
+    else:
+        yield Check("breached passwords", "pass", f"checked ({settings.breached_check})")
+    if settings.smtp_host is None:
+        yield Check(
+            "reset mail",
+            "warn" if settings.production else "pass",
+            "no TRADEGUARD_SMTP_HOST: password resets are accepted but no mail goes out",
+        )
+    else:
+        yield Check("reset mail", "pass", f"via {settings.smtp_host}:{settings.smtp_port}")
+
+
 def run_checks(
     *, cwd: Path | None = None, overrides: Mapping[str, object] | None = None
 ) -> list[Check]:
@@ -308,5 +341,6 @@ def run_checks(
     checks.extend(_database(settings))
     checks.extend(_master_key(settings))
     checks.extend(_audit_key(settings))
+    checks.extend(_api(settings))
     checks.append(_memory_lock())
     return checks
