@@ -242,6 +242,14 @@ class Logins(ServiceCore):
         with self.engine.connect() as conn:
             return self.sessions.live_sessions(conn, principal.account.id, self.clock.now())
 
+    def record_trading_address(self, principal: Principal, ip: str) -> None:
+        """Count a change to trading (a bot started, a halt, a credential added) from `ip`; the
+        first from an address is an `auth.ip.new` event, for anomaly rules."""
+        with self.engine.begin() as conn:
+            new = addresses.record(conn, principal.account.id, ip, "trade", self.clock.now())
+        if new:
+            self._emit(EventName.AUTH_NEW_IP, actor=principal.actor, ip=ip, kind="trade")
+
     def ws_ticket(self, principal: Principal, ip: str) -> Token:
         return self.tokens.issue("ws", user_id=principal.account.id, ttl=TICKET_TTL_S, bound_to=ip)
 

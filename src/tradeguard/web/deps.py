@@ -108,5 +108,19 @@ def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-Trader = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.TRADER))]
+_may_change = require_role(Role.ADMIN, Role.TRADER)
+
+
+async def trader(
+    request: Request, principal: Annotated[Principal, Depends(_may_change)]
+) -> Principal:
+    """An admin or trader about to change something; the address it comes from is recorded
+    as one this user trades from (new-address tracking, for anomaly rules)."""
+    ctx: AppContext = request.app.state.ctx
+    ip = address_of(request, ctx.settings)
+    await run_in_threadpool(ctx.accounts.record_trading_address, principal, ip)
+    return principal
+
+
+Trader = Annotated[Principal, Depends(trader)]
 Admin = Annotated[Principal, Depends(require_role(Role.ADMIN))]
