@@ -66,10 +66,10 @@ def test_params_at_or_above_the_floor_are_allowed(
     [
         (19456, 1, 1, r"memory_kib \* iterations must be at least 38912"),
         (38911, 1, 1, r"memory_kib \* iterations"),
-        (19455, 3, 1, "memory_kib must be from 19456"),
-        (19456, 2, 0, "lanes must be from 1"),
-        (19456, 0, 1, "iterations must be from 1"),
-        (8 * 1024 * 1024, 2, 1, "memory_kib must be from"),
+        (19455, 3, 1, "memory_kib must be at least 19456"),
+        (19456, 2, 0, "lanes must be an int from 1"),
+        (19456, 0, 1, "iterations must be an int from 1"),
+        (8 * 1024 * 1024, 2, 1, "memory_kib must be an int from"),
     ],
 )
 def test_params_below_the_floor_are_refused(
