@@ -20,6 +20,7 @@ import uvicorn
 
 from tradeguard.cli.console import err
 from tradeguard.cli.settings import cli_settings
+from tradeguard.ops.rewrap_job import BackgroundRewrap
 from tradeguard.ops.serving import check_setup, tls_options
 from tradeguard.web.app import SERVER_OPTIONS, create_app
 from tradeguard.web.context import AppContext
@@ -45,6 +46,8 @@ def serve(
     tls = tls_options(settings)
     with open_context(settings) as ctx, _stop_signals_return():
         _print_setup_token(ctx)
+        rewrap_job = BackgroundRewrap(ctx.vault)
+        rewrap_job.start()
         uvicorn.run(
             create_app(ctx),
             host=host,
@@ -54,6 +57,8 @@ def serve(
             **SERVER_OPTIONS,  # type: ignore[arg-type]
             **tls,
         )
+        # Let a running rewrap finish its batch before the store closes (it resumes anyway).
+        rewrap_job.join(timeout=60)
 
 
 @contextmanager
