@@ -57,6 +57,7 @@ __all__ = [
     "ENV_PREFIX",
     "Settings",
     "check_data_dir",
+    "check_public_url",
     "default_data_dir",
     "dotenv_path",
     "ensure_data_dir",
@@ -239,12 +240,7 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("give the origin users reach, such as https://trade.example.com")
-        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-            raise ValueError("give an origin only (scheme, host, port), with no path or query")
-        return f"{parts.scheme}://{parts.netloc}"
+        return check_public_url(value)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -310,6 +306,17 @@ def check_venue_api_url(venue: str, url: str) -> None:
         raise ConfigError(f"{where}: plain http is allowed only to 127.0.0.1; use https")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(f"{where}: no user, password, query or fragment in the URL")
+
+
+def check_public_url(value: str) -> str:
+    """An origin (scheme, host, port) as `scheme://host[:port]`; ValueError saying what is
+    wrong otherwise."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("give the origin users reach, such as https://trade.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError("give an origin only (scheme, host, port), with no path or query")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _holds_secret(annotation: object) -> bool:

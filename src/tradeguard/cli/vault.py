@@ -19,6 +19,7 @@ from rich.table import Table
 from tradeguard.cli.console import out
 from tradeguard.cli.open_vault import opened_vault
 from tradeguard.cli.prompts import ask_new_password, ask_password, entered_fields
+from tradeguard.cli.server_session import api_error, logged_in
 from tradeguard.cli.settings import cli_settings
 from tradeguard.core.events import EventName
 from tradeguard.vault import (
@@ -374,6 +375,46 @@ def master_retire(
         f"Master key versions below {minimum} are retired; you may delete them from the keyring.",
         markup=False,
     )
+
+
+ServerOpt = Annotated[
+    str | None,
+    typer.Option("--server", help="The running server's URL (default: TRADEGUARD_PUBLIC_URL)."),
+]
+
+
+@app.command("unlock")
+def unlock(
+    user: Annotated[str, typer.Option("--user", help="Whose vault (a password-mode user).")],
+    server: ServerOpt = None,
+) -> None:
+    """Open a password-mode user's vault in the running server (`tradeguard serve`), so their
+    bots can trade until it locks itself (idle and absolute timeouts) or `vault lock`. Asks for
+    the user's login password (and code), then their vault password."""
+    settings = cli_settings()
+    with (
+        logged_in(user, server, settings.public_url) as client,
+        ask_password(f"vault password for {user}") as secret,
+        secret.reveal_text() as password,
+    ):
+        answer = client.post("/api/vault/unlock", json={"password": password})
+    if answer.status_code != 200:
+        raise api_error(answer)
+    out.print(f"The vault of {user} is open in the server.", markup=False)
+
+
+@app.command("lock")
+def lock(
+    user: Annotated[str, typer.Option("--user", help="Whose vault.")],
+    server: ServerOpt = None,
+) -> None:
+    """Lock a user's vault in the running server now: their bots stop being able to trade."""
+    settings = cli_settings()
+    with logged_in(user, server, settings.public_url) as client:
+        answer = client.post("/api/vault/lock")
+    if answer.status_code != 200:
+        raise api_error(answer)
+    out.print(f"The vault of {user} is locked.", markup=False)
 
 
 @app.command("rewrap")
