@@ -96,10 +96,13 @@ def _serve(kind: str, port: int) -> None:
 
 
 def _start(kind: str, port: int) -> subprocess.Popen[bytes]:
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-    )
+    log = Path(os.environ["TRADEGUARD_DATA_DIR"]).parent / f"{kind}-{port}.log"
+    with log.open("w") as stderr:  # the server's log lines, out of the JSON's way
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--serve", kind, "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -138,3 +138,12 @@ def test_refused_requests_leave_a_security_log_line(api: Api, capture: Capture) 
     assert "refused GET /api/me: 401 TokenInvalid" in lines
     assert "refused GET /api/users: 403 Forbidden" in lines
     assert not any("SECRET-IN-QUERY" in line for line in lines)
+
+
+def test_a_flood_of_throttled_requests_leaves_one_line_a_minute(api: Api, capture: Capture) -> None:
+    body = {"login": "nobody-here", "password": "not a password at all"}
+    statuses = [api.client.post("/api/auth/login", json=body).status_code for _ in range(15)]
+    assert statuses.count(429) >= 9
+    lines = [r.getMessage() for r in capture.records if r.name == "tradeguard.security"]
+    assert lines.count("refused POST /api/auth/login: 429 Throttled") == 1
+    assert lines.count("refused POST /api/auth/login: 401 LoginFailed") == statuses.count(401)

@@ -12,6 +12,7 @@ the security headers.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -99,11 +100,39 @@ def status_of(exc: TradeguardError) -> int:
     return 400
 
 
+class _OncePerWindow:
+    """Throttled requests (429) come in floods: one line per address and path a minute says
+    the same, and a flood of log lines must not be what exhausts the server."""
+
+    def __init__(self, window_s: float = 60.0, size: int = 10_000) -> None:
+        self._window = window_s
+        self._size = size
+        self._seen: dict[tuple[str, str], float] = {}
+
+    def first(self, key: tuple[str, str]) -> bool:
+        now = time.monotonic()
+        last = self._seen.get(key)
+        if last is not None and now - last < self._window:
+            return False
+        if len(self._seen) >= self._size:
+            self._seen.clear()
+        self._seen[key] = now
+        return True
+
+
+def _worth_a_line(request: Request, status: int) -> bool:
+    if status != 429:
+        return True
+    peer = request.client.host if request.client else ""
+    once: _OncePerWindow = request.app.state.throttled_lines
+    return once.first((peer, request.url.path))
+
+
 async def _tradeguard_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, TradeguardError):
         raise exc
     status = status_of(exc)
-    if status in _REFUSALS:
+    if status in _REFUSALS and _worth_a_line(request, status):
         # Every refused authentication or authorization leaves a line (ASVS V16.3.2): the
         # path without its query, the class of refusal, never the message's detail.
         security_log.warning(
@@ -149,6 +178,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.state.throttled_lines = _OncePerWindow()
     app.add_exception_handler(TradeguardError, _tradeguard_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
