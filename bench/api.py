@@ -230,11 +230,16 @@ def _python_load(port: int, token: str | None, seconds: int, connections: int) -
     return total / seconds
 
 
+def _use_wrk() -> bool:
+    """wrk when installed (Debian's `wrk`), unless TG_BENCH_LOAD=python asks for the fallback."""
+    return os.environ.get("TG_BENCH_LOAD") != "python" and shutil.which("wrk") is not None
+
+
 def _throughput(kind: str, token: str | None, seconds: int) -> float:
     port = _free_port()
     server = _start(kind, port)
     try:
-        load = _wrk if shutil.which("wrk") else _python_load
+        load = _wrk if _use_wrk() else _python_load
         load(port, token, 1, 4)  # warm-up
         return load(port, token, seconds, 16 if load is _wrk else 4)
     finally:
@@ -369,7 +374,7 @@ def main() -> None:
     emit(
         {
             "benchmark": "api",
-            "load_generator": "wrk" if shutil.which("wrk") else "python http.client",
+            "load_generator": "wrk" if _use_wrk() else "python http.client",
             "authenticated_get": {
                 "bare_fastapi_rps": round(bare),
                 "tradeguard_rps": round(real),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +196,25 @@ def test_backtest_bench_tradeguard_makes_the_plain_loops_trades(
     agree = backtest_result["trades_agree"]
     assert agree["plain_loop_vs_tradeguard"] is True
     assert agree["plain_loop_vs_tradeguard_all_bars"] is True
+
+
+@pytest.mark.parametrize("load", ["python", "wrk"])
+def test_api_bench_reports_throughput_beside_bare_and_logins_under_attack(load: str) -> None:
+    if load == "wrk" and shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install wrk); the python client is tested")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "api.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        env={**os.environ, "TG_BENCH_LOAD": load},
+    )
+    result = json.loads(done.stdout)
+    figures = result["authenticated_get"]
+    assert figures["bare_fastapi_rps"] > 0
+    assert figures["tradeguard_rps"] > 0
+    attack = result["login_under_attack"]
+    assert attack["attacker_attempts"] > 0
+    assert attack["owner_known_address"]["attempts"] > 0
+    assert result["load_generator"] == ("wrk" if load == "wrk" else "python http.client")
