@@ -179,6 +179,8 @@ class Settings(BaseSettings):
     # Accounts. The session key signs access tokens and CSRF tokens; unset, a random one is kept
     # in `<data dir>/session.key` (instances behind one load balancer must share it).
     session_key: SecretSetting | None = None
+    # Who must have a second factor before the API lets them do anything but turn one on.
+    require_2fa: Literal["admins", "everyone"] = "admins"
     access_token_ttl: int = Field(default=300, ge=30, le=3600)
     session_idle_timeout: int = Field(default=30 * 60, ge=60, le=7 * 24 * 3600)
     session_absolute_timeout: int = Field(default=12 * 3600, ge=300, le=30 * 24 * 3600)
@@ -203,7 +205,7 @@ class Settings(BaseSettings):
     smtp_password: SecretSetting | None = None
     mail_from: str | None = None
 
-    @field_validator("env", "sandbox", mode="before")
+    @field_validator("env", "sandbox", "require_2fa", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -42,6 +42,7 @@ def auth_config(settings: Settings) -> AuthConfig:
         hash_params=params,
         min_score=settings.password_min_score,
         public_url=settings.public_url,
+        require_2fa=settings.require_2fa,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from tradeguard.auth.accounts import (
     Account,
@@ -24,6 +25,7 @@ class AuthConfig:
     hash_params: HashParams
     min_score: int
     public_url: str
+    require_2fa: Literal["admins", "everyone"] = "admins"
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,8 @@ class SecondFactors(ServiceCore):
     def disable_totp(self, principal: Principal, proof: StepUp, ip: str) -> None:
         if principal.account.role is Role.ADMIN:
             raise Forbidden("admins must keep two-factor authentication on")
+        if self.config.require_2fa == "everyone":
+            raise Forbidden("this installation requires two-factor authentication for everyone")
         self.reauthenticate(principal, proof, ip)
         with self.engine.begin() as conn:
             conn.execute(

@@ -27,6 +27,7 @@ __all__ = [
     "ClientIp",
     "Ctx",
     "CurrentUser",
+    "Enrolling",
     "Trader",
     "address_of",
     "client_ip",
@@ -86,7 +87,23 @@ async def current_principal(
     return principal
 
 
-CurrentUser = Annotated[Principal, Depends(current_principal)]
+# Any logged-in caller, with or without a second factor: for logging out and turning one on.
+Enrolling = Annotated[Principal, Depends(current_principal)]
+
+
+async def enrolled_principal(request: Request, principal: Enrolling) -> Principal:
+    """The caller, once the installation's second-factor rule is met
+    (`TRADEGUARD_REQUIRE_2FA=everyone`: every account must have one before anything else)."""
+    ctx: AppContext = request.app.state.ctx
+    if ctx.settings.require_2fa == "everyone" and not principal.account.totp_enabled:
+        raise Forbidden(
+            "this installation requires two-factor authentication: turn it on first "
+            "(POST /api/me/2fa, then /api/me/2fa/confirm)"
+        )
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(enrolled_principal)]
 
 
 def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from tradeguard.auth.service import LoginResult
 from tradeguard.core.errors import TokenInvalid
-from tradeguard.web.deps import ClientIp, Ctx, CurrentUser
+from tradeguard.web.deps import ClientIp, Ctx, Enrolling
 from tradeguard.web.errors import error_response, responses
 from tradeguard.web.schemas import (
     AcceptedOut,
@@ -118,7 +118,7 @@ def refresh(
 
 
 @router.post("/logout", response_model=OkOut, responses=responses(401, 429))
-def logout(principal: CurrentUser, response: Response, ctx: Ctx) -> OkOut:
+def logout(principal: Enrolling, response: Response, ctx: Ctx) -> OkOut:
     """End this session: its refresh token and access tokens stop working now."""
     ctx.accounts.logout(principal)
     _clear_refresh_cookie(response)
@@ -126,7 +126,7 @@ def logout(principal: CurrentUser, response: Response, ctx: Ctx) -> OkOut:
 
 
 @router.post("/logout-all", response_model=LogoutAllOut, responses=responses(401, 429))
-def logout_all(principal: CurrentUser, response: Response, ctx: Ctx) -> LogoutAllOut:
+def logout_all(principal: Enrolling, response: Response, ctx: Ctx) -> LogoutAllOut:
     """End every session of this account, this one included."""
     ended = ctx.accounts.logout_all(principal)
     _clear_refresh_cookie(response)

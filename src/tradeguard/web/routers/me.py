@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from tradeguard.auth.service import StepUp
 from tradeguard.secrets import Token
-from tradeguard.web.deps import ClientIp, Ctx, CurrentUser
+from tradeguard.web.deps import ClientIp, Ctx, CurrentUser, Enrolling
 from tradeguard.web.errors import responses
 from tradeguard.web.schemas import (
     BackupCodesOut,
@@ -46,12 +46,12 @@ def _wipe(proof: StepUp) -> None:
 
 
 @router.get("", response_model=UserOut, responses=responses(401, 429))
-async def get_me(principal: CurrentUser) -> UserOut:
+async def get_me(principal: Enrolling) -> UserOut:
     return UserOut.of(principal.account)
 
 
 @router.get("/sessions", response_model=list[SessionOut], responses=responses(401, 429))
-def get_sessions(principal: CurrentUser, ctx: Ctx) -> list[SessionOut]:
+def get_sessions(principal: Enrolling, ctx: Ctx) -> list[SessionOut]:
     """The live sessions of this account, newest first; `current` marks this one."""
     sessions = ctx.accounts.live_sessions(principal)
     return [SessionOut.of(s, principal.session.id) for s in sessions]
@@ -88,7 +88,7 @@ def change_email(body: EmailChangeBody, principal: CurrentUser, ctx: Ctx, ip: Cl
 
 
 @router.post("/2fa", response_model=EnrolmentOut, responses=responses(401, 409, 422, 429, 503))
-def begin_2fa(body: StepUpFields, principal: CurrentUser, ctx: Ctx, ip: ClientIp) -> EnrolmentOut:
+def begin_2fa(body: StepUpFields, principal: Enrolling, ctx: Ctx, ip: ClientIp) -> EnrolmentOut:
     """Start TOTP enrolment, with the current `password`: scan the QR code (or enter the
     otpauth URI) in an authenticator app, then confirm with one code. Starting again replaces
     a pending secret."""
@@ -101,7 +101,7 @@ def begin_2fa(body: StepUpFields, principal: CurrentUser, ctx: Ctx, ip: ClientIp
 
 
 @router.post("/2fa/confirm", response_model=BackupCodesOut, responses=responses(401, 409, 422, 429))
-def confirm_2fa(body: CodeBody, principal: CurrentUser, ctx: Ctx) -> BackupCodesOut:
+def confirm_2fa(body: CodeBody, principal: Enrolling, ctx: Ctx) -> BackupCodesOut:
     """Turn TOTP on with one valid code. The answer holds 10 backup codes, shown this once:
     each works once in place of a code. Every other session ends."""
     return _shown_once(ctx.accounts.confirm_totp(principal, body.code))
