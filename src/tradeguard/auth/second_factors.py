@@ -170,25 +170,41 @@ class SecondFactors(ServiceCore):
         if self.config.require_2fa == "everyone":
             raise Forbidden("this installation requires two-factor authentication for everyone")
         self.reauthenticate(principal, proof, ip)
+        self._remove_second_factor(principal.account.id, keep_session=principal.session.id)
+        self._emit(EventName.AUTH_SECOND_FACTOR_DISABLED, actor=principal.actor, ip=ip)
+
+    def reset_second_factor(self, user_id: int, *, actor: str, reason: str) -> Account:
+        """An operator removes a user's second factor (lost authenticator and backup codes),
+        after checking who they are by other means: every session ends, an admin has no admin
+        rights until they enrol again, and the event names who did it and why."""
+        account = self.account(user_id)
+        if not account.totp_enabled and account.totp_secret is None:
+            raise Conflict(f"{account.name} has no second factor to reset")
+        self._remove_second_factor(user_id, keep_session=None)
+        self._emit(
+            EventName.AUTH_SECOND_FACTOR_DISABLED,
+            actor=actor,
+            subject=account.owner,
+            reason=reason,
+        )
+        return self.account(user_id)
+
+    def _remove_second_factor(self, user_id: int, *, keep_session: str | None) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 users.update()
-                .where(users.c.id == principal.account.id)
+                .where(users.c.id == user_id)
                 .values(
                     totp_secret=None, totp_key_version=None, totp_enabled_at=None,
                     totp_last_step=None,
                 )
             )  # fmt: skip
-            conn.execute(
-                backup_codes.delete().where(backup_codes.c.user_id == principal.account.id)
-            )
+            conn.execute(backup_codes.delete().where(backup_codes.c.user_id == user_id))
             # Removing a factor ends the other sessions, as adding one does (ASVS V7.4.3).
             self.sessions.revoke_all(
-                conn, principal.account.id, self.clock.now(), "2fa_disabled",
-                keep=principal.session.id,
-            )  # fmt: skip
+                conn, user_id, self.clock.now(), "2fa_removed", keep=keep_session
+            )
         self.forget_checks()
-        self._emit(EventName.AUTH_SECOND_FACTOR_DISABLED, actor=principal.actor, ip=ip)
 
     def step_up(
         self, principal: Principal, proof: StepUp, ip: str, *, password_only: bool = False

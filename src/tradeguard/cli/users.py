@@ -68,6 +68,37 @@ def list_users() -> None:
     out.print(table)
 
 
+@app.command("reset-2fa")
+def reset_2fa(
+    name: Annotated[str, typer.Argument(help="Whose second factor to remove.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="Why, for the audit log: who asked, and how you checked it was them.",
+        ),
+    ],
+) -> None:
+    """Remove a user's second factor when they lost both the authenticator and the backup
+    codes. Check who is asking by other means first: this is the one way around the factor.
+    Every session of theirs ends; they enrol again at their next login."""
+    check_name(name)
+    reason = reason.strip()
+    if not 10 <= len(reason) <= 500:
+        raise typer.BadParameter(
+            "say who asked and how you checked it was them (10 to 500 characters)",
+            param_hint="--reason",
+        )
+    with open_context(cli_settings()) as ctx:
+        account = ctx.accounts.account(ctx.vault.user(name).id)
+        ctx.accounts.reset_second_factor(account.id, actor="operator", reason=reason)
+    out.print(
+        f"Removed the second factor of {name}; every session of theirs ended. They must enrol "
+        "again (an admin has no admin rights until then).",
+        markup=False,
+    )
+
+
 _CODE_TRIES = 3
 _HERE = "127.0.0.1"  # the address a command at this terminal logs in from
 
