@@ -20,7 +20,15 @@ from tradeguard.auth.service import PRINCIPAL_RECHECK_S, LoginResult, Principal,
 from tradeguard.auth.sessions import MAX_SESSIONS
 from tradeguard.config import load_settings
 from tradeguard.core.clock import ManualClock
-from tradeguard.core.errors import Conflict, Forbidden, InvalidCode, NotFound, TokenInvalid
+from tradeguard.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCode,
+    LoginFailed,
+    NotFound,
+    Throttled,
+    TokenInvalid,
+)
 from tradeguard.secrets import Password
 from tradeguard.vault.master import FILE_VARIABLE, init_keyring_file
 from tradeguard.web.context import AppContext
@@ -200,3 +208,23 @@ def test_an_email_change_needs_a_fresh_proof_and_a_free_address(ctx: AppContext)
         me, " New@Example.com ", StepUp(password=Password(password)), IP
     )
     assert account.email == "new@example.com"
+
+
+def test_a_flood_of_throttled_guesses_reads_nothing_from_the_store(ctx: AppContext) -> None:
+    """Throttling must be cheaper than the attack: once a name's known addresses are in memory,
+    a guess from a new address that the throttles refuse costs no database read."""
+    name, _ = _account(ctx)
+    statements: list[str] = []
+    sa.event.listen(ctx.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    throttled_reads = []
+    for n in range(60):  # 60 addresses, one guess each: only the new-address budgets bite
+        before = len(statements)
+        try:
+            ctx.accounts.login(name, Password("wrong guess at all"), code=None,
+                               ip=f"203.0.113.{n}", user_agent=None)  # fmt: skip
+        except Throttled:
+            throttled_reads.append(len(statements) - before)
+        except LoginFailed:
+            pass
+    assert len(throttled_reads) > 30
+    assert set(throttled_reads) == {0}

@@ -60,6 +60,7 @@ class ServiceCore:
         self.hasher = PasswordHasher(config.hash_params)
         self.sessions = SessionStore(config.timeouts)
         self._principals: dict[str, tuple[Principal, float]] = {}
+        self._known: dict[str, tuple[frozenset[str], float]] = {}
         self._resets: queue.Queue[tuple[str, str] | None] = queue.Queue(maxsize=1000)
         self._reset_worker: threading.Thread | None = None
 

@@ -9,19 +9,19 @@ import sqlalchemy as sa
 
 from tradeguard.store.models import UserAddress
 
-__all__ = ["AddressKind", "is_known", "record"]
+__all__ = ["AddressKind", "known_addresses", "record"]
 
 AddressKind = Literal["login", "trade"]
 table = cast(sa.Table, UserAddress.__table__)
 
 
-def is_known(conn: sa.Connection, user_id: int, ip: str, kind: AddressKind = "login") -> bool:
-    row = conn.execute(
-        sa.select(table.c.count).where(
-            table.c.user_id == user_id, table.c.ip == ip, table.c.kind == kind
-        )
-    ).first()
-    return row is not None
+def known_addresses(
+    conn: sa.Connection, user_id: int, kind: AddressKind = "login"
+) -> frozenset[str]:
+    rows = conn.execute(
+        sa.select(table.c.ip).where(table.c.user_id == user_id, table.c.kind == kind)
+    )
+    return frozenset(rows.scalars())
 
 
 def record(conn: sa.Connection, user_id: int, ip: str, kind: AddressKind, now: datetime) -> bool:

@@ -39,6 +39,9 @@ TICKET_TTL_S = 30
 # again. Changes made through this process take effect at once (the cache is dropped); this
 # bounds how late another instance sees a logout or a disabled account.
 PRINCIPAL_RECHECK_S = 2.0
+# How long the addresses an account has logged in from are taken from memory by the throttle.
+KNOWN_RECHECK_S = 10.0
+_KNOWN_CACHE_SIZE = 10_000
 _PRINCIPAL_CACHE_SIZE = 10_000
 
 
@@ -52,10 +55,10 @@ class Logins(ServiceCore):
         ip: str,
         user_agent: str | None,
     ) -> LoginResult:
+        known = self._is_known(login, ip)
+        self.throttle.before_check(ip, login, known=known)
         with self.engine.connect() as conn:
             account = by_login(conn, login)
-            known = account is not None and addresses.is_known(conn, account.id, ip)
-        self.throttle.before_check(ip, login, known=known)
         if account is None or not account.can_log_in or account.password_hash is None:
             self.hasher.burn(password)
             self._login_failed(ip, login, known, account, "wrong_password")
@@ -77,7 +80,24 @@ class Logins(ServiceCore):
                     raise
             self._rehash_if_needed(account, password)
         self.throttle.succeeded(ip, login)
+        self._known.pop(login.strip().lower(), None)  # this address may be new: read again
         return self._start_session(account, ip, user_agent)
+
+    def _is_known(self, login: str, ip: str) -> bool:
+        """Whether the account `login` names has logged in from `ip` before. Remembered for
+        `KNOWN_RECHECK_S` a login, so a flood of guesses against a few names is throttled
+        without a database read each (every address is a miss for a name that has none)."""
+        key = login.strip().lower()
+        now = self.clock.monotonic()
+        cached = self._known.get(key)
+        if cached is None or now - cached[1] >= KNOWN_RECHECK_S:
+            with self.engine.connect() as conn:
+                account = by_login(conn, login)
+                seen = addresses.known_addresses(conn, account.id) if account else frozenset()
+            if len(self._known) >= _KNOWN_CACHE_SIZE:
+                self._known.clear()
+            cached = self._known[key] = (seen, now)
+        return ip in cached[0]
 
     def _login_failed(
         self, ip: str, login: str, known: bool, account: Account | None, reason: str
