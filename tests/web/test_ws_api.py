@@ -105,10 +105,12 @@ def test_the_stream_sends_bot_status_orders_fills_and_alerts(api: Api) -> None:
         fill = _next(ws, "fill")
         assert fill["trade_id"] == "t-1"
         assert fill["price"] == "2000.10"
-        # A stolen refresh token used twice: an alert on the owner's stream.
-        renewed = api.client.post("/api/auth/refresh", headers=tokens.refresh_headers())
+        # A stolen refresh token of another session used twice: an alert on this stream (the
+        # stolen session itself ends, and with it any stream it had opened).
+        laptop = api.login(user)
+        renewed = api.client.post("/api/auth/refresh", headers=laptop.refresh_headers())
         assert renewed.status_code == 200
-        reused = api.client.post("/api/auth/refresh", headers=tokens.refresh_headers())
+        reused = api.client.post("/api/auth/refresh", headers=laptop.refresh_headers())
         assert reused.status_code == 401
         alert = _next(ws, "alert")
         assert alert["event"] == "auth.refresh.reused"
@@ -185,6 +187,19 @@ def test_the_stream_ends_when_the_account_is_disabled(api: Api) -> None:
         )
         assert response.status_code == 200
         assert _closed_with(ws) == POLICY_VIOLATION
+
+
+def test_the_stream_ends_with_the_session_that_opened_it(api: Api) -> None:
+    user = api.make_user()
+    tokens, other = api.login(user), api.login(user)
+    with _socket(api, _ticket(api, tokens)) as ws, _socket(api, _ticket(api, other)) as kept:
+        assert api.client.post("/api/auth/logout", headers=tokens.headers).status_code == 200
+        assert _closed_with(ws) == POLICY_VIOLATION  # its session ended: so does the stream
+        kept.ping().wait(5)  # another session's stream goes on
+    ticket = _ticket(api, other)
+    api.client.post("/api/auth/logout", headers=other.headers)
+    with _socket(api, ticket) as late:  # a ticket of a session that has ended opens nothing
+        assert _closed_with(late) == POLICY_VIOLATION
 
 
 def test_the_ticket_never_reaches_a_log(api: Api, capture: Capture) -> None:

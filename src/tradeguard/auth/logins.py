@@ -271,13 +271,36 @@ class Logins(ServiceCore):
             self._emit(EventName.AUTH_NEW_IP, actor=principal.actor, ip=ip, kind="trade")
 
     def ws_ticket(self, principal: Principal, ip: str) -> Token:
-        return self.tokens.issue("ws", user_id=principal.account.id, ttl=TICKET_TTL_S, bound_to=ip)
+        return self.tokens.issue(
+            "ws",
+            user_id=principal.account.id,
+            ttl=TICKET_TTL_S,
+            bound_to=ip,
+            session_id=principal.session.id,
+        )
 
-    def redeem_ws_ticket(self, ticket: str, ip: str) -> Account:
+    def redeem_ws_ticket(self, ticket: str, ip: str) -> tuple[Account, str]:
+        """The account and login session a ticket was issued to; the stream it opens lives
+        only as long as that session (`session_still_live`)."""
         redeemed = self.tokens.consume("ws", ticket, bound_to=ip)
-        if redeemed.user_id is None:
+        if redeemed.user_id is None or redeemed.session_id is None:
             raise TokenInvalid("the WebSocket ticket is invalid, expired or already used")
-        account = self.account(redeemed.user_id)
-        if account.disabled:
+        if not self.session_still_live(redeemed.user_id, redeemed.session_id):
             raise TokenInvalid("the WebSocket ticket is invalid, expired or already used")
-        return account
+        return self.account(redeemed.user_id), redeemed.session_id
+
+    def session_still_live(self, user_id: int, session_id: str) -> bool:
+        """Whether a session of an enabled account is still live (not ended, idle or past its
+        absolute timeout): long-lived channels ask this instead of trusting their start."""
+        now = self.clock.now()
+        with self.engine.connect() as conn:
+            try:
+                session = self.sessions.get(conn, session_id)
+            except TokenInvalid:
+                return False
+            account = by_id(conn, user_id)
+        return (
+            session.user_id == user_id
+            and not account.disabled
+            and session.live(now, self.config.timeouts)
+        )

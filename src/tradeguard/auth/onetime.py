@@ -33,11 +33,18 @@ _MAX_TOKEN = 128
 class Redeemed:
     user_id: int | None
     bound_to: str | None
+    session_id: str | None = None
 
 
 class OneTimeTokens(Protocol):
     def issue(
-        self, purpose: Purpose, *, user_id: int | None, ttl: float, bound_to: str | None = None
+        self,
+        purpose: Purpose,
+        *,
+        user_id: int | None,
+        ttl: float,
+        bound_to: str | None = None,
+        session_id: str | None = None,
     ) -> Token: ...
 
     def peek(self, purpose: Purpose, token: str) -> Redeemed:
@@ -70,7 +77,13 @@ class DbTokens:
         self.clock = clock
 
     def issue(
-        self, purpose: Purpose, *, user_id: int | None, ttl: float, bound_to: str | None = None
+        self,
+        purpose: Purpose,
+        *,
+        user_id: int | None,
+        ttl: float,
+        bound_to: str | None = None,
+        session_id: str | None = None,
     ) -> Token:
         token = new_token()
         now = self.clock.now()
@@ -82,6 +95,7 @@ class DbTokens:
                     purpose=purpose,
                     user_id=user_id,
                     bound_to=bound_to,
+                    session_id=session_id,
                     created_at=now,
                     expires_at=now + timedelta(seconds=ttl),
                 )
@@ -100,13 +114,13 @@ class DbTokens:
         digest = _checked(purpose, token)
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(table.c.user_id, table.c.bound_to).where(
+                sa.select(table.c.user_id, table.c.bound_to, table.c.session_id).where(
                     self._live(purpose, digest, self.clock.now())
                 )
             ).first()
         if row is None:
             raise _invalid(purpose)
-        return Redeemed(row.user_id, row.bound_to)
+        return Redeemed(row.user_id, row.bound_to, row.session_id)
 
     def consume(self, purpose: Purpose, token: str, *, bound_to: str | None = None) -> Redeemed:
         digest = _checked(purpose, token)
@@ -116,11 +130,11 @@ class DbTokens:
                 table.update()
                 .where(self._live(purpose, digest, now))
                 .values(consumed_at=now)
-                .returning(table.c.user_id, table.c.bound_to)
+                .returning(table.c.user_id, table.c.bound_to, table.c.session_id)
             ).first()
         if used is None or (used.bound_to is not None and used.bound_to != bound_to):
             raise _invalid(purpose)
-        return Redeemed(used.user_id, used.bound_to)
+        return Redeemed(used.user_id, used.bound_to, used.session_id)
 
     def revoke_user(self, purpose: Purpose, user_id: int) -> None:
         with self.engine.begin() as conn:
@@ -152,11 +166,17 @@ class RedisTokens:
         return f"{self.prefix}:ott-user:{purpose}:{user_id}"
 
     def issue(
-        self, purpose: Purpose, *, user_id: int | None, ttl: float, bound_to: str | None = None
+        self,
+        purpose: Purpose,
+        *,
+        user_id: int | None,
+        ttl: float,
+        bound_to: str | None = None,
+        session_id: str | None = None,
     ) -> Token:
         token = new_token()
         key = self._key(purpose, hash_token(token))
-        value = json.dumps({"user_id": user_id, "bound_to": bound_to})
+        value = json.dumps({"user_id": user_id, "bound_to": bound_to, "session_id": session_id})
         milliseconds = max(1, int(ttl * 1000))
         self.client.set(key, value, px=milliseconds)
         if user_id is not None:
@@ -188,7 +208,7 @@ class RedisTokens:
         if raw is None:
             raise _invalid(purpose)
         data = json.loads(raw)
-        return Redeemed(data["user_id"], data["bound_to"])
+        return Redeemed(data["user_id"], data["bound_to"], data.get("session_id"))
 
 
 class _Redis(Protocol):

@@ -205,6 +205,8 @@ class OneTimeToken(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     bound_to: Mapped[str | None] = mapped_column(String(64))  # the client IP of a ticket
+    # The login session a ticket belongs to: the stream it opens ends with that session.
+    session_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     consumed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -66,9 +66,10 @@ class _Cursor:
 
 
 class UserStream:
-    def __init__(self, ctx: AppContext, account: Account) -> None:
+    def __init__(self, ctx: AppContext, account: Account, session_id: str) -> None:
         self.ctx = ctx
         self.account = account
+        self.session_id = session_id
         self.cursor = _Cursor()
         self._actor = ctx.audit.actor(account.owner)
 
@@ -84,8 +85,9 @@ class UserStream:
         return self._bot_messages(bots) + self._order_messages(bots)
 
     def poll(self) -> list[Message] | None:
-        """New messages, or None when the account is disabled (the socket closes)."""
-        if self.ctx.accounts.account(self.account.id).disabled:
+        """New messages, or None when the login session that opened the socket has ended
+        (logout, expiry, a password change, a disabled account...): the socket closes."""
+        if not self.ctx.accounts.session_still_live(self.account.id, self.session_id):
             return None
         bots = self._bots()
         return (

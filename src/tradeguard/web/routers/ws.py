@@ -56,11 +56,11 @@ async def stream(websocket: WebSocket) -> None:
     ticket = websocket.query_params.get("ticket", "")
     ip = address_of(websocket, ctx.settings)
     try:
-        account = await run_in_threadpool(ctx.accounts.redeem_ws_ticket, ticket, ip)
+        account, session_id = await run_in_threadpool(ctx.accounts.redeem_ws_ticket, ticket, ip)
     except TradeguardError:
         await websocket.close(POLICY_VIOLATION, "invalid, expired or used ticket")
         return
-    user_stream = UserStream(ctx, account)
+    user_stream = UserStream(ctx, account, session_id)
     pump = asyncio.create_task(_pump(websocket, user_stream))
     listen = asyncio.create_task(_until_disconnect(websocket))
     try:

@@ -94,6 +94,7 @@ def upgrade() -> None:
         sa.Column("purpose", sa.String(length=8), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("bound_to", sa.String(length=64), nullable=True),
+        sa.Column("session_id", sa.String(length=32), nullable=True),
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("expires_at", UtcDateTime(), nullable=False),
         sa.Column("consumed_at", UtcDateTime(), nullable=True),
