@@ -152,6 +152,8 @@ def test_the_same_name_for_two_users_is_fine_but_ambiguous_without_the_user(
     with pytest.raises(UnknownCredential, match="several users have a credential named 'main'"):
         vault.credential("main")
     assert vault.credential("main", "bob").id == bobs.id
+    with pytest.raises(UnknownCredential):  # by id too, another user's is not found
+        vault.credential(mine.id, "bob")
     assert use_values(vault, mine.id) == mine.values
     assert use_values(vault, bobs.id) == bobs.values
 

@@ -97,13 +97,12 @@ def list_credentials(conn: sa.Connection, user_id: int | None = None) -> list[Cr
 
 
 def find_credential(conn: sa.Connection, ref: str, user_id: int | None = None) -> CredentialInfo:
-    """By id, or by name (unique per user; ambiguous across users without `user_id`)."""
-    rows = conn.execute(_select().where(credentials.c.id == ref)).all()
+    """By id, or by name (unique per user; ambiguous across users without `user_id`). With
+    `user_id`, only that user's credentials are found, by id as well as by name."""
+    mine = [] if user_id is None else [credentials.c.user_id == user_id]
+    rows = conn.execute(_select().where(credentials.c.id == ref, *mine)).all()
     if not rows:
-        query = _select().where(credentials.c.name == ref)
-        if user_id is not None:
-            query = query.where(credentials.c.user_id == user_id)
-        rows = conn.execute(query).all()
+        rows = conn.execute(_select().where(credentials.c.name == ref, *mine)).all()
     if len(rows) > 1:
         raise UnknownCredential(
             f"several users have a credential named {ref!r}; add --user, or use its id"
