@@ -138,6 +138,21 @@ def test_a_password_is_never_echoed_in_a_validation_error(api: Api) -> None:
     assert "correct horse" not in response.text
 
 
+def test_text_that_is_not_unicode_is_a_422_not_a_500(api: Api) -> None:
+    """JSON allows a lone surrogate (as an escape); nothing downstream can encode one."""
+    user = api.make_user()
+    json_type = {"Content-Type": "application/json"}
+    for path, raw in (
+        ("/api/auth/login", '{"login": "NAME", "password": "\\ud800 not a password"}'),
+        ("/api/auth/login", '{"login": "\\udfff", "password": "whatever it is"}'),
+        ("/api/auth/reset/request", '{"email": "a\\ud800@example.com"}'),
+    ):
+        body = raw.replace("NAME", user.name).encode()
+        response = api.client.post(path, content=body, headers=json_type)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "validation"
+
+
 def test_unknown_fields_are_refused(api: Api) -> None:
     response = api.client.post(
         "/api/auth/login", json={"login": "a", "password": "b", "role": "admin"}

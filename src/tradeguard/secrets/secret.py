@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, NoReturn, Self
 
-from tradeguard.core.errors import SecretWipedError
+from tradeguard.core.errors import SecretValueError, SecretWipedError
 from tradeguard.secrets import _registry, memlock
 
 __all__ = ["Secret"]
@@ -50,7 +50,10 @@ class Secret:
         if isinstance(value, Secret):
             raise TypeError("value is already a Secret; pass it on instead of wrapping it again")
         if isinstance(value, str):
-            buf = bytearray(value, "utf-8")
+            try:
+                buf = bytearray(value, "utf-8")
+            except UnicodeEncodeError:
+                raise SecretValueError("a secret must be valid Unicode text") from None
         elif isinstance(value, bytes | bytearray | memoryview):
             buf = bytearray(value)
         else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from tradeguard.auth.accounts import Account, Role
 from tradeguard.auth.service import StepUp
@@ -55,9 +55,34 @@ MAX_CODE = 64  # a TOTP code is 6 digits, a backup code about 20 characters
 
 
 class Body(BaseModel):
-    """Base of every request body: unknown fields are an error, not silently dropped."""
+    """Base of every request body: unknown fields are an error, not silently dropped, and text
+    must be real Unicode. JSON allows a lone surrogate (`"\\ud800"`), which no database,
+    hash or `Secret` can encode: refused here as a 422 naming the field, not a 500 later."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _encodable(cls, value: object) -> object:
+        if not _encodable(value):
+            raise ValueError("text must be valid Unicode (this holds a lone surrogate)")
+        return value
+
+
+def _encodable(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_encodable(v) for v in value)
+    return True
 
 
 def password_of(value: SecretStr) -> Password:
