@@ -228,3 +228,45 @@ def test_a_flood_of_throttled_guesses_reads_nothing_from_the_store(ctx: AppConte
             pass
     assert len(throttled_reads) > 30
     assert set(throttled_reads) == {0}
+
+
+def test_the_password_hash_is_not_in_an_accounts_repr(ctx: AppContext) -> None:
+    name, password = _account(ctx)
+    principal = _principal(ctx, _login(ctx, name, password))
+    assert "argon2" not in repr(principal)
+    assert "password_hash" not in repr(principal.account)
+
+
+def test_a_wrong_code_after_the_right_password_is_audited(
+    ctx: AppContext, clock: ManualClock
+) -> None:
+    name, password = _account(ctx)
+    _enrol(ctx, clock, _principal(ctx, _login(ctx, name, password)), password)
+    clock.advance(30)
+    with pytest.raises(InvalidCode):
+        _login(ctx, name, password, code="000000")
+    with ctx.engine.connect() as conn:
+        details = conn.execute(
+            sa.text("SELECT details FROM audit_log WHERE event = 'auth.login.failed'")
+        ).scalars().all()  # fmt: skip
+    assert any("second_factor" in str(d) for d in details)
+
+
+def test_a_first_use_of_an_address_counts_once_even_when_raced(ctx: AppContext) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tradeguard.auth import addresses
+
+    name, _ = _account(ctx)
+    user_id = ctx.vault.user(name).id
+
+    def record(_: int) -> bool:
+        with ctx.accounts.writing() as conn:
+            return addresses.record(conn, user_id, "192.0.2.1", "trade", ctx.clock.now())
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        firsts = list(pool.map(record, range(8)))
+    assert firsts.count(True) == 1
+    with ctx.engine.connect() as conn:
+        count = conn.execute(sa.text("SELECT count FROM auth_user_addresses")).scalar_one()
+    assert count == 8

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
 
 import sqlalchemy as sa
@@ -22,6 +24,7 @@ from tradeguard.auth.tokens import SessionKey
 from tradeguard.core.clock import Clock
 from tradeguard.core.events import Detail, DomainEvent, EventName, EventSink
 from tradeguard.secrets import Password
+from tradeguard.store.engine import for_writing
 from tradeguard.store.models import User
 from tradeguard.vault import Vault
 
@@ -83,6 +86,14 @@ class ServiceCore:
         with self.engine.connect() as conn:
             ids = conn.execute(sa.select(users.c.id).order_by(users.c.id)).scalars().all()
             return [by_id(conn, i) for i in ids]
+
+    @contextmanager
+    def writing(self) -> Iterator[sa.Connection]:
+        """A write transaction that takes SQLite's write lock up front (BEGIN IMMEDIATE).
+        One that reads and then writes would otherwise fail at once, not wait, when another
+        connection wrote in between ("database is locked"). PostgreSQL ignores the option."""
+        with for_writing(self.engine.connect()) as conn, conn.begin():
+            yield conn
 
     def forget_checks(self) -> None:
         """Drop every remembered principal: a session ended or an account changed."""

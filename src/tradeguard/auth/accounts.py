@@ -4,7 +4,7 @@ secret sealed by tradeguard.vault.second_factor)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import cast
@@ -43,9 +43,9 @@ class Account:
     name: str
     role: Role
     email: str | None
-    password_hash: str | None
+    password_hash: str | None = field(repr=False)  # never in a traceback's locals
     totp_enabled: bool
-    totp_secret: bytes | None
+    totp_secret: bytes | None = field(repr=False)
     totp_last_step: int | None
     disabled: bool
     vault_mode: str

@@ -25,17 +25,27 @@ def known_addresses(
 
 
 def record(conn: sa.Connection, user_id: int, ip: str, kind: AddressKind, now: datetime) -> bool:
-    """Count a use of `ip`; True when it is the first from there."""
+    """Count a use of `ip`; True when it is the first from there. Two first uses racing (one
+    inserts, the other's insert collides) both count, and neither fails."""
+    if _bump(conn, user_id, ip, kind, now):
+        return False
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                table.insert().values(
+                    user_id=user_id, ip=ip, kind=kind, first_seen=now, last_seen=now, count=1
+                )
+            )
+    except sa.exc.IntegrityError:
+        _bump(conn, user_id, ip, kind, now)
+        return False
+    return True
+
+
+def _bump(conn: sa.Connection, user_id: int, ip: str, kind: AddressKind, now: datetime) -> bool:
     updated = conn.execute(
         table.update()
         .where(table.c.user_id == user_id, table.c.ip == ip, table.c.kind == kind)
         .values(last_seen=now, count=table.c.count + 1)
     ).rowcount
-    if updated:
-        return False
-    conn.execute(
-        table.insert().values(
-            user_id=user_id, ip=ip, kind=kind, first_seen=now, last_seen=now, count=1
-        )
-    )
-    return True
+    return bool(updated)

@@ -50,7 +50,7 @@ class Administration(ServiceCore):
         except VaultError as e:
             raise Conflict(e.message) from None
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             conn.execute(
                 users.update()
                 .where(users.c.id == info.id)
@@ -64,7 +64,7 @@ class Administration(ServiceCore):
         """A privilege change ends every session of that user: they log in again."""
         self._admin(admin)
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             before = by_id(conn, user_id)
             if before.id == admin.account.id and role is not Role.ADMIN:
                 raise Conflict("an admin cannot demote themselves; ask another admin")
@@ -84,7 +84,7 @@ class Administration(ServiceCore):
     def set_disabled(self, admin: Principal, user_id: int, disabled: bool) -> Account:
         self._admin(admin)
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             if user_id == admin.account.id:
                 raise Conflict("an admin cannot disable themselves; ask another admin")
             by_id(conn, user_id)
@@ -110,7 +110,7 @@ class Administration(ServiceCore):
     def end_sessions_of(self, admin: Principal, user_id: int) -> int:
         """An admin ends every session of a user (a lost laptop, a departure)."""
         self._admin(admin)
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             account = by_id(conn, user_id)
             ended = self.sessions.revoke_all(conn, user_id, self.clock.now(), "ended_by_admin")
         self.forget_checks()
@@ -134,7 +134,7 @@ class Administration(ServiceCore):
         exists. Earlier setup tokens stop working."""
         if not self.needs_setup():
             return None
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             conn.execute(
                 one_time_tokens.update()
                 .where(

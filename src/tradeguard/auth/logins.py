@@ -76,8 +76,8 @@ class Logins(ServiceCore):
                 try:
                     self._verify_second_factor(account, code, ip)
                 except InvalidCode:
-                    self.throttle.failed(ip, login, known=known)
-                    raise
+                    # The right password with a wrong code: the password has probably leaked.
+                    self._login_failed(ip, login, known, account, "second_factor")
             self._rehash_if_needed(account, password)
         self.throttle.succeeded(ip, login)
         self._known.pop(login.strip().lower(), None)  # this address may be new: read again
@@ -100,7 +100,12 @@ class Logins(ServiceCore):
         return ip in cached[0]
 
     def _login_failed(
-        self, ip: str, login: str, known: bool, account: Account | None, reason: str
+        self,
+        ip: str,
+        login: str,
+        known: bool,
+        account: Account | None,
+        reason: str,
     ) -> NoReturn:
         self.throttle.failed(ip, login, known=known)
         self._emit(
@@ -110,19 +115,21 @@ class Logins(ServiceCore):
             ip=ip,
             reason=reason,
         )
+        if reason == "second_factor":
+            raise InvalidCode("wrong or expired code")
         raise LoginFailed("wrong name or password")
 
     def _rehash_if_needed(self, account: Account, password: Password) -> None:
         if account.password_hash and self.hasher.needs_rehash(account.password_hash):
             phc = self.hasher.hash(password)
-            with self.engine.begin() as conn:
+            with self.writing() as conn:
                 conn.execute(
                     users.update().where(users.c.id == account.id).values(password_hash=phc)
                 )
 
     def _start_session(self, account: Account, ip: str, user_agent: str | None) -> LoginResult:
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             session, refresh = self.sessions.start(
                 conn, account.id, now, ip=ip, user_agent=user_agent
             )
@@ -202,14 +209,14 @@ class Logins(ServiceCore):
         ):
             raise TokenInvalid("the access token is invalid or expired; log in again")
         if self.sessions.needs_touch(session, now):
-            with self.engine.begin() as conn:
+            with self.writing() as conn:
                 self.sessions.touch(conn, session.id, now)
         return Principal(account, session, claims)
 
     def refresh(self, refresh_token: str, csrf_token: str | None) -> LoginResult:
         now = self.clock.now()
         reused: ReusedRefreshToken | None = None
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             session_id = self.sessions.session_of(conn, refresh_token)
             self.session_key.check_csrf(session_id, csrf_token)
             try:
@@ -231,7 +238,7 @@ class Logins(ServiceCore):
         return self._result(account, session, token, now)
 
     def logout(self, principal: Principal) -> None:
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             self.sessions.revoke(conn, principal.session.id, self.clock.now(), "logout")
         self.forget_checks()
         self._emit(
@@ -239,7 +246,7 @@ class Logins(ServiceCore):
         )
 
     def logout_all(self, principal: Principal) -> int:
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             ended = self.sessions.revoke_all(
                 conn, principal.account.id, self.clock.now(), "logout_all"
             )
@@ -250,7 +257,7 @@ class Logins(ServiceCore):
     def end_session(self, principal: Principal, session_id: str, proof: StepUp, ip: str) -> None:
         """End one of the caller's own sessions (another device), after a fresh proof."""
         self.step_up(principal, proof, ip)
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             session = self.sessions.get(conn, session_id)
             if session.user_id != principal.account.id:
                 raise NotFound("no such session")
@@ -265,7 +272,7 @@ class Logins(ServiceCore):
     def record_trading_address(self, principal: Principal, ip: str) -> None:
         """Count a change to trading (a bot started, a halt, a credential added) from `ip`; the
         first from an address is an `auth.ip.new` event, for anomaly rules."""
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             new = addresses.record(conn, principal.account.id, ip, "trade", self.clock.now())
         if new:
             self._emit(EventName.AUTH_NEW_IP, actor=principal.actor, ip=ip, kind="trade")

@@ -64,7 +64,7 @@ class Recovery(ServiceCore):
         """Store a new password (the caller has checked it) and end the other sessions."""
         phc = self.hasher.hash(new)
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             conn.execute(
                 users.update()
                 .where(users.c.id == account.id)
@@ -156,7 +156,7 @@ class Recovery(ServiceCore):
         here (no mail is sent to it) but the change is audited."""
         address = check_email(email)
         self.reauthenticate(principal, proof, ip)
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             taken = conn.execute(
                 sa.select(users.c.id).where(
                     users.c.email == address, users.c.id != principal.account.id

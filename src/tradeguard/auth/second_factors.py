@@ -40,7 +40,8 @@ _ISSUER = "tradeguard"
 class SecondFactors(ServiceCore):
     def _verify_second_factor(self, account: Account, code: str, ip: str | None) -> None:
         code = code.strip()
-        if len(code) == 6 and code.isdigit():
+        digits = code.replace(" ", "")  # "123 456", as authenticator apps show it
+        if len(digits) == 6 and digits.isdigit():
             self._verify_totp(account, code)
         else:
             self._burn_backup_code(account, code, ip)
@@ -57,7 +58,7 @@ class SecondFactors(ServiceCore):
 
     def _take_step(self, user_id: int, step: int) -> None:
         # Conditional: of two requests racing with one code, only one moves the step on.
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             taken = conn.execute(
                 users.update()
                 .where(
@@ -72,7 +73,7 @@ class SecondFactors(ServiceCore):
     def _burn_backup_code(self, account: Account, code: str, ip: str | None) -> None:
         digest = code_hash(normalize(code))
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             burned = conn.execute(
                 backup_codes.update()
                 .where(
@@ -105,7 +106,7 @@ class SecondFactors(ServiceCore):
             uri = provisioning_uri(secret, account=account.name, issuer=_ISSUER)
         finally:
             secret.wipe()
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             conn.execute(
                 users.update()
                 .where(users.c.id == account.id, users.c.totp_enabled_at.is_(None))
@@ -127,7 +128,7 @@ class SecondFactors(ServiceCore):
         finally:
             secret.wipe()
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             conn.execute(
                 users.update()
                 .where(users.c.id == account.id)
@@ -159,7 +160,7 @@ class SecondFactors(ServiceCore):
         self.reauthenticate(principal, proof, ip)
         if not principal.account.totp_enabled:
             raise Conflict("backup codes come with two-factor authentication; turn it on first")
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             codes = self._replace_backup_codes(conn, principal.account.id, self.clock.now())
         self._emit(EventName.AUTH_BACKUP_CODES_ISSUED, actor=principal.actor, ip=ip)
         return codes
@@ -190,7 +191,7 @@ class SecondFactors(ServiceCore):
         return self.account(user_id)
 
     def _remove_second_factor(self, user_id: int, *, keep_session: str | None) -> None:
-        with self.engine.begin() as conn:
+        with self.writing() as conn:
             conn.execute(
                 users.update()
                 .where(users.c.id == user_id)
