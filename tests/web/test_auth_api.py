@@ -359,6 +359,18 @@ def test_an_expired_reset_token_fails(api: Api) -> None:
 # -- first admin ---------------------------------------------------------------------------------
 
 
+def test_a_new_setup_token_ends_the_earlier_ones(api: Api) -> None:
+    """Each start of `serve` prints a new token; with Redis configured as well."""
+    earlier, latest = api.ctx.accounts.setup_token(), api.ctx.accounts.setup_token()
+    assert earlier is not None
+    assert latest is not None
+    body = {"name": "root", "email": "root@example.com", "password": "the first admin's passphrase"}
+    with earlier.reveal_text() as token:
+        assert api.client.post("/api/setup", json={**body, "token": token}).status_code == 401
+    with latest.reveal_text() as token:
+        assert api.client.post("/api/setup", json={**body, "token": token}).status_code == 201
+
+
 def test_setup_creates_the_first_admin_once(api: Api) -> None:
     setup = api.ctx.accounts.setup_token()
     assert setup is not None

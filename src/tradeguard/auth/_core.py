@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from tradeguard.auth.accounts import Account, by_id
 from tradeguard.auth.breached import BreachedPasswords
 from tradeguard.auth.mail import Mailer
-from tradeguard.auth.onetime import OneTimeTokens
+from tradeguard.auth.onetime import DbTokens, OneTimeTokens
 from tradeguard.auth.passwords import PasswordHasher
 from tradeguard.auth.principals import AuthConfig, Principal, StepUp
 from tradeguard.auth.sessions import SessionStore
@@ -62,6 +62,7 @@ class ServiceCore:
         self.mailer = mailer
         self.hasher = PasswordHasher(config.hash_params)
         self.sessions = SessionStore(config.timeouts)
+        self._setup_tokens = DbTokens(engine, clock)
         self._principals: dict[str, tuple[Principal, float]] = {}
         self._known: dict[str, tuple[frozenset[str], float]] = {}
         self._resets: queue.Queue[tuple[str, str] | None] = queue.Queue(maxsize=1000)

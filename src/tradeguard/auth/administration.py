@@ -131,7 +131,8 @@ class Administration(ServiceCore):
 
     def setup_token(self) -> Token | None:
         """A one-time token for creating the first admin over the API, or None when one
-        exists. Earlier setup tokens stop working."""
+        exists. Earlier setup tokens stop working. Setup tokens live in the database whatever
+        the token store is, so that "earlier ones stop" holds with Redis too."""
         if not self.needs_setup():
             return None
         with self.writing() as conn:
@@ -142,7 +143,7 @@ class Administration(ServiceCore):
                 )
                 .values(consumed_at=self.clock.now())
             )
-        return self.tokens.issue("setup", user_id=None, ttl=SETUP_TTL_S)
+        return self._setup_tokens.issue("setup", user_id=None, ttl=SETUP_TTL_S)
 
     def setup_admin(
         self, token: str, name: str, email: str | None, password: Password, ip: str
@@ -150,8 +151,8 @@ class Administration(ServiceCore):
         self.rates.anonymous_request(ip, "setup")
         if not self.needs_setup():
             raise Conflict("an admin already exists; log in instead")
-        self.check_new_password(password, name, email)
-        self.tokens.consume("setup", token)
+        self.check_new_password(password, name, email)  # a weak choice burns no token
+        self._setup_tokens.consume("setup", token)
         account = self.create_account(name, email, password, Role.ADMIN, actor="setup")
         self._emit(EventName.AUTH_SETUP_TOKEN_USED, actor=account.owner, ip=ip)
         return account

@@ -122,18 +122,31 @@ class SecondFactors(ServiceCore):
             raise Conflict("two-factor authentication is already on")
         if account.totp_secret is None:
             raise Conflict("start enrolment first (POST /api/me/2fa)")
+        ip = principal.session.ip or ""
+        self.throttle.before_check(ip, account.name, known=True)
         secret = open_totp_secret(account.totp_secret, account.id, self.vault.keyring)
         try:
             step = verify_totp(secret, code, at=self.clock.now(), last_step=None)
+        except InvalidCode:
+            self.throttle.failed(ip, account.name, known=True)
+            raise
         finally:
             secret.wipe()
         now = self.clock.now()
         with self.writing() as conn:
-            conn.execute(
+            # Only the secret this code was checked against, and only once: a restarted
+            # enrolment or a second confirm racing this one changes nothing.
+            turned_on = conn.execute(
                 users.update()
-                .where(users.c.id == account.id)
+                .where(
+                    users.c.id == account.id,
+                    users.c.totp_enabled_at.is_(None),
+                    users.c.totp_secret == account.totp_secret,
+                )
                 .values(totp_enabled_at=now, totp_last_step=step)
-            )
+            ).rowcount
+            if turned_on != 1:
+                raise Conflict("the enrolment changed meanwhile; start it again")
             codes = self._replace_backup_codes(conn, account.id, now)
             # A new second factor is a privilege change: other sessions log in again with it.
             self.sessions.revoke_all(
