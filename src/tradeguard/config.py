@@ -47,6 +47,7 @@ from tradeguard.core.errors import (
     InsecurePermissionsError,
     UnsafeProductionSetting,
 )
+from tradeguard.core.hosts import is_loopback_host
 from tradeguard.core.permissions import create_private_dir, exposure_problem
 from tradeguard.crypto import DEFAULT_PARAMS, KdfParams
 from tradeguard.secrets import Secret
@@ -292,9 +293,6 @@ class Settings(BaseSettings):
         return init_settings, env_settings, _SecretFileSource(settings_cls), dotenv_settings
 
 
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
 def check_venue_api_url(venue: str, url: str) -> None:
     """An API base URL: https, or plain http to loopback only (a key id travels in a header,
     so it never crosses a network in clear); no user, query or fragment."""
@@ -304,7 +302,7 @@ def check_venue_api_url(venue: str, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError(f"{where}: give an http(s) URL such as https://api.example.com")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigError(f"{where}: plain http is allowed only to 127.0.0.1; use https")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(f"{where}: no user, password, query or fragment in the URL")

@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 from tests.conftest import audit_key_env
@@ -42,33 +44,53 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(env: dict[str, str], clean_environment: Path) -> Iterator[tuple[str, list[str]]]:
-    """`tradeguard serve` on a free port; yields its URL and the lines of its stderr so far."""
+@contextmanager
+def running_serve(
+    env: dict[str, str], cwd: Path, *, terminal: bool
+) -> Iterator[tuple[str, list[str]]]:
+    """`tradeguard serve` on a free port, its stderr a terminal (a pty) or a pipe (as under
+    systemd); yields its URL and its stderr lines so far, and checks it stops cleanly."""
     port = _free_port()
+    reading, writing = os.openpty() if terminal else os.pipe()
     child = subprocess.Popen(
         [sys.executable, "-m", "tradeguard", "serve", "--port", str(port)],
-        cwd=clean_environment,
+        cwd=cwd,
         env=child_env(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=writing,
     )
+    os.close(writing)
+    stderr = os.fdopen(reading, "r", errors="replace")
     lines: list[str] = []
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            line = child.stderr.readline() if child.stderr else ""
+            line = _readline(stderr)
             if not line:
                 pytest.fail("serve exited early:\n" + "".join(lines))
             lines.append(line)
             if "Uvicorn running" in line or "Application startup complete" in line:
                 break
-        yield url, lines
+        yield f"http://127.0.0.1:{port}", lines
     finally:
         child.send_signal(signal.SIGTERM)
-        rest, _ = child.communicate(timeout=30)
-        lines.append(rest or "")
+        child.wait(timeout=30)
+        while line := _readline(stderr):
+            lines.append(line)
+        stderr.close()
         assert child.returncode == 0, "".join(lines)
+
+
+def _readline(stream: TextIO) -> str:
+    try:
+        return stream.readline()
+    except OSError:  # a pty whose other end has closed
+        return ""
+
+
+@pytest.fixture
+def server(env: dict[str, str], clean_environment: Path) -> Iterator[tuple[str, list[str]]]:
+    """`tradeguard serve` at a terminal; yields its URL and the lines of its stderr so far."""
+    with running_serve(env, clean_environment, terminal=True) as running:
+        yield running

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pyotp
-from tests.cli.conftest import child_env
+from tests.cli.conftest import child_env, running_serve
 from tests.conftest import CliRunner
 
 PASSWORD = "orbit velvet marmalade 9"
@@ -35,6 +35,18 @@ def test_serve_prints_a_setup_token_that_creates_the_first_admin_once(
         created = client.post("/api/setup", json=body)
         assert created.status_code == 201, created.text
         assert client.post("/api/setup", json=body).status_code == 409
+
+
+def test_without_a_terminal_serve_prints_no_setup_token(
+    env: dict[str, str], clean_environment: Path
+) -> None:
+    """Under systemd stderr is the journal: the token would sit in a log."""
+    with running_serve(env, clean_environment, terminal=False) as (url, lines):
+        assert httpx.get(f"{url}/api/health").status_code == 200
+    printed = "".join(lines)
+    assert "tradeguard users create-admin" in printed
+    assert '"token"' not in printed
+    assert not re.search(r"[A-Za-z0-9_-]{43}", printed)
 
 
 def test_serve_refuses_plain_http_on_a_network_address(cli: CliRunner, env: dict[str, str]) -> None:

@@ -88,3 +88,7 @@ def test_a_wrong_login_or_no_server_is_one_clear_line(
                   "--server", "http://127.0.0.1:9", stdin="x\n")  # fmt: skip
     assert nobody.returncode == 2
     assert "cannot reach the server at http://127.0.0.1:9" in nobody.stderr
+    clear = _run(env, clean_environment, "lock", "--user", "alice",
+                 "--server", "http://trade.example.com", stdin="x\n")  # fmt: skip
+    assert clear.returncode == 2
+    assert "plain http to another machine" in clear.stderr

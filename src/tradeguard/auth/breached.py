@@ -15,7 +15,6 @@ ever contacted, with nothing but the prefix.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import re
 import unicodedata
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tradeguard.core.errors import ConfigError, ServiceUnavailable, WeakPassword
+from tradeguard.core.hosts import is_loopback_host
 from tradeguard.secrets import Password, Secret
 
 __all__ = ["DEFAULT_BASE_URL", "BreachCheckUnavailable", "BreachedPasswords"]
@@ -216,15 +216,6 @@ def _base_url_problem(url: str) -> str | None:
         return "must not carry a user name or password"
     if not parts.hostname:
         return "has no host"
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         return "must use https (plain http is allowed only to 127.0.0.1, ::1 or localhost)"
     return None
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

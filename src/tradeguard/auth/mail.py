@@ -13,7 +13,6 @@ never logged, and no error message quotes it (or the SMTP password).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import smtplib
 import ssl
@@ -26,6 +25,7 @@ from typing import Literal
 
 from tradeguard.core.clock import Clock, SystemClock
 from tradeguard.core.errors import ConfigError, TradeguardError
+from tradeguard.core.hosts import is_loopback_host
 from tradeguard.secrets import Secret
 
 __all__ = ["MailError", "Mailer", "Security", "SmtpConfig"]
@@ -70,7 +70,7 @@ def _config_problem(config: SmtpConfig) -> str | None:
         return "the port must be from 1 to 65535"
     if config.security not in _SECURITIES:
         return "security must be starttls, tls or none"
-    if config.security == "none" and not _is_loopback(config.host):
+    if config.security == "none" and not is_loopback_host(config.host):
         return (
             "security 'none' sends mail and any password in clear text, so it is allowed only "
             "to a server on this host (127.0.0.1, ::1, localhost); use starttls or tls"
@@ -200,12 +200,3 @@ def _is_address(value: object) -> bool:
     except (ValueError, IndexError, HeaderParseError):
         return False
     return parsed.addr_spec == value and bool(parsed.username) and bool(parsed.domain)
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

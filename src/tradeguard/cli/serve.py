@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -78,6 +79,15 @@ def _stop_signals_return() -> Iterator[None]:
 def _print_setup_token(ctx: AppContext) -> None:
     """While no admin exists: a one-time token to create one over the API, on this terminal
     only (the console, not the logger: log files must never hold it)."""
+    if not ctx.accounts.needs_setup():
+        return
+    if not sys.stderr.isatty():  # a journal or a log file: never put the token there
+        err.print(
+            "No admin account exists yet. Create one with `tradeguard users create-admin NAME "
+            "--email EMAIL`, or run `tradeguard serve` once at a terminal for a setup token.",
+            markup=False,
+        )
+        return
     token = ctx.accounts.setup_token()
     if token is None:
         return

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from tradeguard.cli.prompts import ask_code, ask_password
 from tradeguard.config import check_public_url
 from tradeguard.core.errors import AuthError, ConfigError
+from tradeguard.core.hosts import is_loopback_host
 
 __all__ = ["api_error", "logged_in"]
 
@@ -33,10 +35,17 @@ def api_error(response: httpx.Response) -> AuthError:
 
 
 def _server_url(server: str | None, public_url: str) -> str:
+    """The server's origin. Passwords go there: plain http only to this machine."""
     try:
-        return check_public_url(server or public_url)
+        url = check_public_url(server or public_url)
     except ValueError as e:
         raise ConfigError(f"--server: {e}") from None
+    if url.startswith("http://") and not is_loopback_host(urlsplit(url).hostname):
+        raise ConfigError(
+            f"--server: {url} is plain http to another machine, and the passwords would cross "
+            "the network in clear; use its https:// address"
+        )
+    return url
 
 
 @contextmanager

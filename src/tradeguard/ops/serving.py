@@ -3,7 +3,6 @@ listens, and `doctor` reports as rows."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import stat
 from pathlib import Path
@@ -11,18 +10,10 @@ from typing import Any
 
 from tradeguard.config import Settings
 from tradeguard.core.errors import ConfigError, InsecurePermissionsError
+from tradeguard.core.hosts import is_loopback_host
 from tradeguard.core.permissions import exposure_problem
 
 __all__ = ["check_setup", "tls_options"]
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to anything
 
 
 def check_setup(settings: Settings, host: str) -> None:
@@ -34,7 +25,7 @@ def check_setup(settings: Settings, host: str) -> None:
             "set it to the https:// address users reach (TLS here or at a reverse proxy)"
         )
     tls_here = settings.tls_cert_file is not None or settings.tls_key_file is not None
-    if not _loopback(host) and not tls_here and not settings.trusted_proxies:
+    if not is_loopback_host(host) and not tls_here and not settings.trusted_proxies:
         raise ConfigError(
             f"refusing to serve plain HTTP on {host}: passwords and tokens would cross the "
             "network in clear. Set TRADEGUARD_TLS_CERT_FILE and TRADEGUARD_TLS_KEY_FILE, or put "

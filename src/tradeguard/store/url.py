@@ -10,7 +10,6 @@ Error messages never contain the URL, which may hold a password.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from tradeguard.core.errors import DatabaseUrlError, UnsafeProductionSetting
+from tradeguard.core.hosts import is_loopback_host
 from tradeguard.secrets import Secret
 
 __all__ = ["SQLITE_FILENAME", "DatabaseTarget", "is_local_host", "resolve_database"]
@@ -52,12 +52,9 @@ class DatabaseTarget:
 
 def is_local_host(host: str | None) -> bool:
     """True for no host, a socket directory, localhost or a loopback address."""
-    if not host or host.startswith("/") or host == "localhost":
+    if not host or host.startswith("/"):
         return True  # no host or a directory: a Unix socket on this machine
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def _sqlite(url: URL) -> DatabaseTarget:
