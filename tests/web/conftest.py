@@ -129,7 +129,7 @@ class Api:
         return user
 
     def enrol(self, user: TestUser) -> Tokens:
-        """Turn on TOTP for `user` over the API; the session used for it stays live."""
+        """Turn on TOTP for `user` over the API; the tokens of the new session it leaves."""
         tokens = self.login(user)
         begun = self.client.post(
             "/api/me/2fa", json={"password": user.password}, headers=tokens.headers
@@ -141,7 +141,7 @@ class Api:
         )
         assert confirmed.status_code == 200, confirmed.text
         user.backup_codes = confirmed.json()["backup_codes"]
-        return tokens
+        return tokens_of(confirmed)  # a second factor ends the session: these are the new one
 
 
 def tokens_of(response: httpx.Response) -> Tokens:

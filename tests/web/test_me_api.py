@@ -4,7 +4,7 @@ password change."""
 from __future__ import annotations
 
 import pyotp
-from tests.web.conftest import Api, totp_secret_of
+from tests.web.conftest import Api, tokens_of, totp_secret_of
 
 from tradeguard.auth.accounts import Role
 
@@ -51,11 +51,15 @@ def test_enrolment_needs_one_valid_code_and_shows_backup_codes_once(api: Api) ->
     assert confirmed.status_code == 200, confirmed.text
     codes = confirmed.json()["backup_codes"]
     assert len(codes) == len(set(codes)) == 10
-    assert api.client.get("/api/me", headers=tokens.headers).json()["totp_enabled"] is True
+    # A privilege change: the session it was made in has ended, a new one goes on.
+    assert api.client.get("/api/me", headers=tokens.headers).status_code == 401
+    renewed = tokens_of(confirmed)
+    assert renewed.refresh != tokens.refresh
+    assert api.client.get("/api/me", headers=renewed.headers).json()["totp_enabled"] is True
     again = api.client.post(
         "/api/me/2fa",
         json={"password": user.password, "code": api.code(user)},
-        headers=tokens.headers,
+        headers=renewed.headers,
     )
     assert again.status_code == 409
 
@@ -180,8 +184,10 @@ def test_password_change_needs_the_current_one_and_ends_other_sessions(api: Api)
         headers=tokens.headers,
     )
     assert done.status_code == 200, done.text
-    assert api.client.get("/api/me", headers=tokens.headers).status_code == 200
     assert api.client.get("/api/me", headers=other.headers).status_code == 401
+    # A new session for the caller too: the old tokens end, the answer's work.
+    assert api.client.get("/api/me", headers=tokens.headers).status_code == 401
+    assert api.client.get("/api/me", headers=tokens_of(done).headers).status_code == 200
     user.password = new
     api.login(user)
 

@@ -17,7 +17,7 @@ from tradeguard.auth.breached import BreachedPasswords
 from tradeguard.auth.mail import Mailer
 from tradeguard.auth.onetime import DbTokens, OneTimeTokens
 from tradeguard.auth.passwords import PasswordHasher
-from tradeguard.auth.principals import AuthConfig, Principal, StepUp
+from tradeguard.auth.principals import AuthConfig, LoginResult, Principal, StepUp
 from tradeguard.auth.sessions import SessionStore
 from tradeguard.auth.throttle import LoginThrottle, RateLimits
 from tradeguard.auth.tokens import SessionKey
@@ -115,3 +115,6 @@ class ServiceCore:
 
     def check_new_password(self, password: Password, *inputs: str | None) -> None:
         raise NotImplementedError  # auth.recovery
+
+    def renew_session(self, conn: sa.Connection, principal: Principal, reason: str) -> LoginResult:
+        raise NotImplementedError  # auth.logins

@@ -166,6 +166,18 @@ class Logins(ServiceCore):
             csrf_token=self.session_key.csrf_token(session.id),
         )
 
+    def renew_session(self, conn: sa.Connection, principal: Principal, reason: str) -> LoginResult:
+        """End the caller's session and start a new one for the same client, in `conn`'s
+        transaction: after a privilege change (a second factor turned on, a new password) the
+        tokens that existed before it stop working, the caller's included."""
+        now = self.clock.now()
+        old = principal.session
+        self.sessions.revoke(conn, old.id, now, reason)
+        session, refresh = self.sessions.start(
+            conn, principal.account.id, now, ip=old.ip, user_agent=old.user_agent
+        )
+        return self._result(by_id(conn, principal.account.id), session, refresh, now)
+
     def authenticate(self, access_token: str) -> Principal:
         """The principal behind an access token, with its session and account checked.
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from tradeguard.auth._core import ServiceCore
 from tradeguard.auth.accounts import Account, by_id, by_login, check_email
 from tradeguard.auth.passwords import check_strength
-from tradeguard.auth.principals import Principal, StepUp
+from tradeguard.auth.principals import LoginResult, Principal, StepUp
 from tradeguard.core.errors import (
     AuthError,
     Conflict,
@@ -44,34 +44,36 @@ class Recovery(ServiceCore):
 
     def change_password(
         self, principal: Principal, current: Password, new: Password, proof: StepUp, ip: str
-    ) -> None:
+    ) -> LoginResult:
         """Needs the current password and, with a second factor on, a fresh code too. Every
-        other session ends. The new password is judged first and the current one before the
-        code, so neither a weak choice nor a typo spends the code."""
+        session ends and the caller goes on in a new one (returned). The new password is
+        judged first and the current one before the code, so neither a weak choice nor a
+        typo spends the code."""
         account = principal.account
         if account.password_hash is None:
             raise AuthError("this account has no password to change")
         self.check_new_password(new, account.name, account.email)
         self.reauthenticate(principal, StepUp(code=proof.code, password=current), ip)
-        self._set_password(
-            account, new, keep_session=principal.session.id, reason="password_changed"
-        )
-        self._emit(EventName.AUTH_PASSWORD_CHANGED, actor=account.owner, ip=ip)
-
-    def _set_password(
-        self, account: Account, new: Password, *, keep_session: str | None, reason: str
-    ) -> None:
-        """Store a new password (the caller has checked it) and end the other sessions."""
-        phc = self.hasher.hash(new)
-        now = self.clock.now()
+        phc = self.hasher.hash(new)  # before the write lock: it takes tens of milliseconds
         with self.writing() as conn:
-            conn.execute(
-                users.update()
-                .where(users.c.id == account.id)
-                .values(password_hash=phc, password_changed_at=now)
-            )
-            self.sessions.revoke_all(conn, account.id, now, reason, keep=keep_session)
+            self._store_password(conn, account, phc, reason="password_changed")
+            renewed = self.renew_session(conn, principal, "password_changed")
         self.forget_checks()
+        self._emit(EventName.AUTH_PASSWORD_CHANGED, actor=account.owner, ip=ip)
+        return renewed
+
+    def _store_password(
+        self, conn: sa.Connection, account: Account, phc: str, *, reason: str
+    ) -> None:
+        """Store a new password's hash (the caller has checked the password) and end every
+        session."""
+        now = self.clock.now()
+        conn.execute(
+            users.update()
+            .where(users.c.id == account.id)
+            .values(password_hash=phc, password_changed_at=now)
+        )
+        self.sessions.revoke_all(conn, account.id, now, reason)
 
     def request_reset(self, email: str, ip: str) -> None:
         """Queue a reset mail. Returns at once whatever the address, so neither the answer nor
@@ -148,7 +150,10 @@ class Recovery(ServiceCore):
                 self.throttle.failed(ip, account.name, known=False)
                 raise
         self.tokens.consume("reset", token)  # the atomic step: of two racers one gets here
-        self._set_password(account, new, keep_session=None, reason="password_reset")
+        phc = self.hasher.hash(new)
+        with self.writing() as conn:
+            self._store_password(conn, account, phc, reason="password_reset")
+        self.forget_checks()
         self._emit(EventName.AUTH_PASSWORD_RESET, actor=account.owner, ip=ip)
 
     def change_email(self, principal: Principal, email: str, proof: StepUp, ip: str) -> Account:

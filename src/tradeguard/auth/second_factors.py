@@ -15,7 +15,7 @@ from tradeguard.auth.accounts import (
     by_id,
 )
 from tradeguard.auth.backup_codes import code_hash, new_backup_codes, normalize
-from tradeguard.auth.principals import Enrolment, Principal, StepUp
+from tradeguard.auth.principals import Enrolment, LoginResult, Principal, StepUp
 from tradeguard.auth.totp import new_totp_secret, provisioning_uri, qr_svg, verify_totp
 from tradeguard.core.errors import (
     Conflict,
@@ -114,8 +114,9 @@ class SecondFactors(ServiceCore):
             )
         return Enrolment(uri=uri, qr_svg=qr_svg(uri))
 
-    def confirm_totp(self, principal: Principal, code: str) -> list[Token]:
-        """Turn the pending secret on with one valid code; the new backup codes, shown once."""
+    def confirm_totp(self, principal: Principal, code: str) -> tuple[list[Token], LoginResult]:
+        """Turn the pending secret on with one valid code: the new backup codes, shown once,
+        and a new session in place of the caller's (every earlier session has ended)."""
         with self.engine.connect() as conn:
             account = by_id(conn, principal.account.id)
         if account.totp_enabled:
@@ -148,13 +149,15 @@ class SecondFactors(ServiceCore):
             if turned_on != 1:
                 raise Conflict("the enrolment changed meanwhile; start it again")
             codes = self._replace_backup_codes(conn, account.id, now)
-            # A new second factor is a privilege change: other sessions log in again with it.
+            # A new second factor is a privilege change (an admin gains admin rights with it):
+            # every session ends, and the caller goes on in a new one.
             self.sessions.revoke_all(
                 conn, account.id, now, "2fa_enabled", keep=principal.session.id
             )
+            renewed = self.renew_session(conn, principal, "2fa_enabled")
         self.forget_checks()
         self._emit(EventName.AUTH_SECOND_FACTOR_ENABLED, actor=account.owner)
-        return codes
+        return codes, renewed
 
     def _replace_backup_codes(
         self, conn: sa.Connection, user_id: int, now: datetime

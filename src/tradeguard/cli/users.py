@@ -147,7 +147,9 @@ def _enrol(ctx: AppContext, principal: Principal, password: Password) -> list[To
     out.print(f"\n{enrolment.uri}\n", markup=False)
     for _ in range(_CODE_TRIES):
         try:
-            return ctx.accounts.confirm_totp(principal, ask_code("code from the app"))
+            codes, renewed = ctx.accounts.confirm_totp(principal, ask_code("code from the app"))
+            ctx.accounts.logout(ctx.accounts.authenticate(renewed.access_token))
+            return codes
         except InvalidCode:
             err.print("That code is wrong or expired; type the current one.", markup=False)
     raise AuthError(

@@ -24,7 +24,6 @@ from tradeguard.core.errors import (
     AuthError,
     InvalidOrder,
     KeyPermissionRefused,
-    SecretValueError,
     Throttled,
     TradeguardError,
     UnknownCredential,
@@ -92,7 +91,7 @@ def status_of(exc: TradeguardError) -> int:
         return 429
     if isinstance(exc, VaultLocked):
         return 409
-    if isinstance(exc, KeyPermissionRefused | InvalidOrder | SecretValueError):
+    if isinstance(exc, KeyPermissionRefused | InvalidOrder):
         return 422  # the request is what is wrong, not the venue
     if isinstance(exc, VenueError):
         return 502

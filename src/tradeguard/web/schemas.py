@@ -230,6 +230,12 @@ class BackupCodesOut(BaseModel):
     backup_codes: list[str] = Field(description="Shown once; each works once")
 
 
+class EnrolledOut(TokenOut):
+    """Turning a second factor on: the backup codes, and the new session's tokens."""
+
+    backup_codes: list[str] = Field(description="Shown once; each works once")
+
+
 class PasswordChangeBody(Body):
     current_password: SecretStr = Field(min_length=1, max_length=MAX_PASSWORD)
     new_password: SecretStr = Field(min_length=1, max_length=MAX_PASSWORD)

@@ -62,7 +62,9 @@ def _clear_refresh_cookie(response: Response) -> None:
     response.delete_cookie(REFRESH_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
 
 
-def _tokens(result: LoginResult, now: datetime) -> TokenOut:
+def issue_tokens(response: Response, result: LoginResult, now: datetime) -> TokenOut:
+    """A new session's tokens: the refresh token in its cookie, the rest in the body."""
+    _set_refresh_cookie(response, result, now)
     return TokenOut(
         access_token=result.access_token,
         expires_in=max(0, int((result.access_expires_at - now).total_seconds())),
@@ -89,8 +91,7 @@ def login(
     finally:
         password.wipe()
     now = ctx.clock.now()
-    _set_refresh_cookie(response, result, now)
-    return _tokens(result, now)
+    return issue_tokens(response, result, now)
 
 
 @router.post("/refresh", response_model=TokenOut, responses=responses(401, 403, 422, 429, 503))
@@ -113,8 +114,7 @@ def refresh(
         _clear_refresh_cookie(failed)
         return failed
     now = ctx.clock.now()
-    _set_refresh_cookie(response, result, now)
-    return _tokens(result, now)
+    return issue_tokens(response, result, now)
 
 
 @router.post("/logout", response_model=OkOut, responses=responses(401, 429))

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from tradeguard.auth.service import StepUp
 from tradeguard.secrets import Token
 from tradeguard.web.deps import ClientIp, Ctx, CurrentUser, Enrolling
 from tradeguard.web.errors import responses
+from tradeguard.web.routers.auth import issue_tokens
 from tradeguard.web.schemas import (
     BackupCodesOut,
     CodeBody,
     EmailChangeBody,
+    EnrolledOut,
     EnrolmentOut,
     OkOut,
     PasswordChangeBody,
     SessionOut,
     StepUpFields,
+    TokenOut,
     UserOut,
     password_of,
 )
@@ -100,11 +103,14 @@ def begin_2fa(body: StepUpFields, principal: Enrolling, ctx: Ctx, ip: ClientIp) 
     return EnrolmentOut(otpauth_uri=enrolment.uri, qr_svg=enrolment.qr_svg)
 
 
-@router.post("/2fa/confirm", response_model=BackupCodesOut, responses=responses(401, 409, 422, 429))
-def confirm_2fa(body: CodeBody, principal: Enrolling, ctx: Ctx) -> BackupCodesOut:
-    """Turn TOTP on with one valid code. The answer holds 10 backup codes, shown this once:
-    each works once in place of a code. Every other session ends."""
-    return _shown_once(ctx.accounts.confirm_totp(principal, body.code))
+@router.post("/2fa/confirm", response_model=EnrolledOut, responses=responses(401, 409, 422, 429))
+def confirm_2fa(body: CodeBody, principal: Enrolling, ctx: Ctx, response: Response) -> EnrolledOut:
+    """Turn TOTP on with one valid code. The answer holds 10 backup codes, shown this once
+    (each works once in place of a code), and new tokens: a second factor is a privilege
+    change, so every session ends, this one included, and this caller goes on in a new one."""
+    codes, renewed = ctx.accounts.confirm_totp(principal, body.code)
+    tokens = issue_tokens(response, renewed, ctx.clock.now())
+    return EnrolledOut(**tokens.model_dump(), backup_codes=_shown_once(codes).backup_codes)
 
 
 @router.post("/2fa/disable", response_model=OkOut, responses=responses(401, 403, 422, 429, 503))
@@ -133,17 +139,17 @@ def regenerate_backup_codes(
     return _shown_once(codes)
 
 
-@router.post("/password", response_model=OkOut, responses=responses(400, 401, 422, 429, 503))
+@router.post("/password", response_model=TokenOut, responses=responses(400, 401, 422, 429, 503))
 def change_password(
-    body: PasswordChangeBody, principal: CurrentUser, ctx: Ctx, ip: ClientIp
-) -> OkOut:
+    body: PasswordChangeBody, principal: CurrentUser, ctx: Ctx, ip: ClientIp, response: Response
+) -> TokenOut:
     """The current password, the new one, and `code` when the account has a second factor.
-    Every other session ends."""
+    Every session ends, this one included; the answer holds this caller's new tokens."""
     current = password_of(body.current_password)
     new = password_of(body.new_password)
     try:
-        ctx.accounts.change_password(principal, current, new, StepUp(code=body.code), ip)
+        renewed = ctx.accounts.change_password(principal, current, new, StepUp(code=body.code), ip)
     finally:
         current.wipe()
         new.wipe()
-    return OkOut()
+    return issue_tokens(response, renewed, ctx.clock.now())
