@@ -252,6 +252,20 @@ def test_refresh_without_a_cookie_or_after_the_absolute_timeout_fails(api: Api) 
     assert late.status_code == 401
 
 
+def test_a_session_in_use_still_ends_at_its_absolute_timeout(api: Api) -> None:
+    """Refreshing every 20 minutes keeps the idle timeout away, never the absolute one."""
+    tokens = api.login(api.make_user())
+    absolute = api.ctx.settings.session_absolute_timeout
+    for _ in range(absolute // 1200 - 1):
+        api.clock.advance(1200)
+        renewed = api.client.post("/api/auth/refresh", headers=tokens.refresh_headers())
+        assert renewed.status_code == 200, renewed.text
+        tokens = tokens_of(renewed)
+    api.clock.advance(1200)
+    ended = api.client.post("/api/auth/refresh", headers=tokens.refresh_headers())
+    assert ended.status_code == 401
+
+
 def test_an_idle_session_ends(api: Api) -> None:
     tokens = api.login(api.make_user())
     api.clock.advance(api.ctx.settings.session_idle_timeout)

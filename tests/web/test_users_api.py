@@ -137,6 +137,11 @@ def test_refused_requests_leave_a_security_log_line(api: Api, capture: Capture) 
     lines = [r.getMessage() for r in capture.records if r.name == "tradeguard.security"]
     assert "refused GET /api/me: 401 TokenInvalid" in lines
     assert "refused GET /api/users: 403 Forbidden" in lines
+    api.client.post("/api/auth/refresh", headers={"Cookie": "__Host-tg_refresh=nothing-real"})
+    api.client.post("/api/auth/logout", headers={"Origin": "https://evil.example"})
+    lines = [r.getMessage() for r in capture.records if r.name == "tradeguard.security"]
+    assert "refused POST /api/auth/refresh: 401 TokenInvalid" in lines
+    assert "refused POST /api/auth/logout: 403 CrossSiteRequest" in lines
     assert not any("SECRET-IN-QUERY" in line for line in lines)
 
 

@@ -133,10 +133,12 @@ def test_a_stream_shows_nothing_of_another_user(api: Api) -> None:
 
 
 def test_a_ticket_works_once(api: Api) -> None:
-    tokens = api.login(api.make_user())
+    user = api.make_user()
+    bot = _add_bot(api, user)
+    tokens = api.login(user)
     ticket = _ticket(api, tokens)
-    with _socket(api, ticket):
-        pass
+    with _socket(api, ticket) as ws:
+        assert _next(ws, "bot")["bot"] == bot  # the first use streams
     with _socket(api, ticket) as ws:
         assert _closed_with(ws) == POLICY_VIOLATION
 

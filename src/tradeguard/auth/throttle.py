@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 PER_ADDRESS = "30/minute;200/hour;1000/day"
 PER_PAIR = "5/minute;10/15 minutes;20/hour;50/day"
-PER_ACCOUNT_UNKNOWN = "20/hour;100/day"
+# Above what one address's pair budget allows (20 an hour, 50 a day), so it takes several
+# addresses to reach: one or two attackers cannot shut the owner out of new addresses.
+PER_ACCOUNT_UNKNOWN = "100/hour;300/day"
 PER_ADDRESS_ANONYMOUS = "60/minute;600/hour"  # unauthenticated routes: reset, setup
 
 

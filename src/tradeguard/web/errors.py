@@ -33,12 +33,14 @@ from tradeguard.core.errors import (
     VenueError,
     WrongPassword,
 )
+from tradeguard.web.deps import address_of
 from tradeguard.web.schemas import ErrorOut
 
 __all__ = [
     "error_body",
     "error_response",
     "install_error_handlers",
+    "log_refusal",
     "responses",
     "status_of",
 ]
@@ -120,12 +122,19 @@ class _OncePerWindow:
         return True
 
 
+def log_refusal(method: str, path: str, status: int, code: str) -> None:
+    """One `tradeguard.security` line for a refused request (ASVS V16.3.2): the path without
+    its query, the class of refusal, never the message's detail."""
+    security_log.warning("refused %s %s: %d %s", method, path, status, code)
+
+
 def _worth_a_line(request: Request, status: int) -> bool:
     if status != 429:
         return True
-    peer = request.client.host if request.client else ""
+    ctx = request.app.state.ctx
+    client = address_of(request, ctx.settings)  # the client's, not a proxy's
     once: _OncePerWindow = request.app.state.throttled_lines
-    return once.first((peer, request.url.path))
+    return once.first((client, request.url.path))
 
 
 async def _tradeguard_error(request: Request, exc: Exception) -> JSONResponse:
@@ -133,11 +142,7 @@ async def _tradeguard_error(request: Request, exc: Exception) -> JSONResponse:
         raise exc
     status = status_of(exc)
     if status in _REFUSALS and _worth_a_line(request, status):
-        # Every refused authentication or authorization leaves a line (ASVS V16.3.2): the
-        # path without its query, the class of refusal, never the message's detail.
-        security_log.warning(
-            "refused %s %s: %d %s", request.method, request.url.path, status, type(exc).__name__
-        )
+        log_refusal(request.method, request.url.path, status, type(exc).__name__)
     headers: dict[str, str] = {}
     if isinstance(exc, Throttled | UnlockThrottled):
         headers["Retry-After"] = str(exc.retry_after)

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tradeguard.web.errors import error_body
+from tradeguard.web.errors import error_body, log_refusal
 from tradeguard.web.proxies import TrustedProxies
 
 __all__ = ["MAX_BODY", "SECURITY_HEADERS", "SecurityMiddleware", "loggable_query", "origin_of"]
@@ -142,6 +142,7 @@ class SecurityMiddleware:
         try:
             refusal = self._refusal(scope["method"], request)
             if refusal is not None:
+                log_refusal(scope["method"], scope["path"], refusal[0], refusal[1])
                 await state.reply(*refusal)
             else:
                 await self.app(scope, self._limited(receive, request, state), state.send)

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from tradeguard.auth.service import LoginResult
 from tradeguard.core.errors import TokenInvalid
 from tradeguard.web.deps import ClientIp, Ctx, Enrolling
-from tradeguard.web.errors import error_response, responses
+from tradeguard.web.errors import error_response, log_refusal, responses
 from tradeguard.web.schemas import (
     AcceptedOut,
     LoginBody,
@@ -110,6 +110,7 @@ def refresh(
         result = ctx.accounts.refresh(presented, csrf)
     except TokenInvalid as e:
         # A dead cookie is dropped, so the browser stops sending it.
+        log_refusal(request.method, request.url.path, 401, type(e).__name__)
         failed = error_response(401, type(e).__name__, e.message, {"WWW-Authenticate": "Bearer"})
         _clear_refresh_cookie(failed)
         return failed
