@@ -58,8 +58,9 @@ def serve(
             **SERVER_OPTIONS,  # type: ignore[arg-type]
             **tls,
         )
-        # Let a running rewrap finish its batch before the store closes (it resumes anyway).
-        rewrap_job.join(timeout=60)
+        # Stop a running rewrap after its batch, before the store closes (it resumes at the
+        # next start), well inside systemd's stop timeout.
+        rewrap_job.stop(timeout=20)
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 data key and TOTP secret still under an older version to the primary one, while it serves.
 
 It runs the same code as `tradeguard vault rewrap` (batched, compare-and-swap, resumable), so
-it is safe beside requests, beside another instance doing the same, and when interrupted.
+it is safe beside requests, beside another instance doing the same, and when stopped between
+two batches at shutdown.
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ __all__ = ["BackgroundRewrap"]
 log = logging.getLogger(__name__)
 
 
+class _Stopped(Exception):
+    """Raised between batches once `stop()` is asked for."""
+
+
 class BackgroundRewrap:
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, *, batch_size: int = 1000) -> None:
         self.vault = vault
+        self.batch_size = batch_size
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def start(self) -> int:
         """Start if anything is behind the primary version; how many rows are."""
@@ -35,9 +42,16 @@ class BackgroundRewrap:
             self._thread.start()
         return pending
 
+    def _between_batches(self, _done: int) -> None:
+        if self._stopping.is_set():
+            raise _Stopped
+
     def _run(self) -> None:
         try:
-            result = rewrap(self.vault)
+            result = rewrap(self.vault, batch_size=self.batch_size, progress=self._between_batches)
+        except _Stopped:
+            log.info("background rewrap paused for shutdown; the next start resumes it")
+            return
         except Exception:
             log.exception("background rewrap stopped; run `tradeguard vault rewrap` to finish")
             return
@@ -54,6 +68,11 @@ class BackgroundRewrap:
             result.second_factors,
             result.primary,
         )
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop after the batch in hand (each batch commits; the rest resumes next start)."""
+        self._stopping.set()
+        self.join(timeout)
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
