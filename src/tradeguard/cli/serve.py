@@ -14,18 +14,17 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
 from tradeguard.cli.console import err
 from tradeguard.cli.settings import cli_settings
 from tradeguard.ops.rewrap_job import BackgroundRewrap
 from tradeguard.ops.serving import check_setup, tls_options
-from tradeguard.web.app import SERVER_OPTIONS, create_app
-from tradeguard.web.context import AppContext
-from tradeguard.web.runtime import open_context
+
+if TYPE_CHECKING:
+    from tradeguard.web.context import AppContext
 
 __all__ = ["serve"]
 
@@ -40,6 +39,12 @@ def serve(
     ] = None,
 ) -> None:
     """Run the HTTP API and the WebSocket stream."""
+    # The web stack loads only for this command: every other command starts without it.
+    import uvicorn
+
+    from tradeguard.web.app import SERVER_OPTIONS, create_app
+    from tradeguard.web.runtime import open_context
+
     settings = cli_settings()
     host = host or settings.http_host
     port = port or settings.http_port

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import segno
 import typer
 from rich.table import Table
 
 from tradeguard.auth.accounts import Role, check_email
-from tradeguard.auth.service import Principal, StepUp
 from tradeguard.cli.console import err, out
 from tradeguard.cli.open_vault import opened_vault
 from tradeguard.cli.prompts import ask_code, ask_new_password
@@ -17,8 +15,10 @@ from tradeguard.cli.settings import cli_settings
 from tradeguard.core.errors import AuthError, InvalidCode
 from tradeguard.secrets import Password, Token
 from tradeguard.vault.users import all_users, check_name
-from tradeguard.web.context import AppContext
-from tradeguard.web.runtime import open_context
+
+if TYPE_CHECKING:
+    from tradeguard.auth.service import Principal
+    from tradeguard.web.context import AppContext
 
 __all__ = ["app"]
 
@@ -89,6 +89,8 @@ def reset_2fa(
             "say who asked and how you checked it was them (10 to 500 characters)",
             param_hint="--reason",
         )
+    from tradeguard.web.runtime import open_context
+
     with open_context(cli_settings()) as ctx:
         account = ctx.accounts.account(ctx.vault.user(name).id)
         ctx.accounts.reset_second_factor(account.id, actor="operator", reason=reason)
@@ -110,6 +112,8 @@ def create_admin(
 ) -> None:
     """Create an admin: a login password (asked twice), two-factor authentication enrolled
     here (scan the QR code, type one code), and 10 backup codes shown once."""
+    from tradeguard.web.runtime import open_context  # the account stack, for this command only
+
     check_name(name)
     email = check_email(email)
     with open_context(cli_settings()) as ctx:
@@ -141,6 +145,10 @@ def _log_in_here(ctx: AppContext, name: str, password: Password) -> Principal:
 
 
 def _enrol(ctx: AppContext, principal: Principal, password: Password) -> list[Token]:
+    import segno
+
+    from tradeguard.auth.service import StepUp
+
     enrolment = ctx.accounts.begin_totp(principal, StepUp(password=password), _HERE)
     out.print("\nScan this QR code with an authenticator app, or enter this URI in it:\n")
     segno.make(enrolment.uri).terminal(compact=True)

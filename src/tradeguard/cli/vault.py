@@ -19,7 +19,6 @@ from rich.table import Table
 from tradeguard.cli.console import out
 from tradeguard.cli.open_vault import opened_vault
 from tradeguard.cli.prompts import ask_new_password, ask_password, entered_fields
-from tradeguard.cli.server_session import api_error, logged_in
 from tradeguard.cli.settings import cli_settings
 from tradeguard.core.events import EventName
 from tradeguard.vault import (
@@ -391,6 +390,8 @@ def unlock(
     """Open a password-mode user's vault in the running server (`tradeguard serve`), so their
     bots can trade until it locks itself (idle and absolute timeouts) or `vault lock`. Asks for
     the user's login password (and code), then their vault password."""
+    from tradeguard.cli.server_session import api_error, logged_in  # httpx, only here
+
     settings = cli_settings()
     with (
         logged_in(user, server, settings.public_url) as client,
@@ -409,6 +410,8 @@ def lock(
     server: ServerOpt = None,
 ) -> None:
     """Lock a user's vault in the running server now: their bots stop being able to trade."""
+    from tradeguard.cli.server_session import api_error, logged_in
+
     settings = cli_settings()
     with logged_in(user, server, settings.public_url) as client:
         answer = client.post("/api/vault/lock")
