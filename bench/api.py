@@ -79,20 +79,13 @@ def _serve(kind: str, port: int) -> None:
         return
     from tradeguard.config import load_settings
     from tradeguard.secrets import redact
-    from tradeguard.web.app import create_app
+    from tradeguard.web.app import SERVER_OPTIONS, create_app
     from tradeguard.web.runtime import open_context
 
     redact.install()
     with open_context(load_settings()) as ctx:
-        uvicorn.run(
-            create_app(ctx),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-            proxy_headers=False,
-            server_header=False,
-        )
+        # The server exactly as `tradeguard serve` runs it.
+        uvicorn.run(create_app(ctx), host="127.0.0.1", port=port, **SERVER_OPTIONS)  # type: ignore[arg-type]
 
 
 def _start(kind: str, port: int) -> subprocess.Popen[bytes]:

@@ -13,6 +13,7 @@ from tradeguard.cli.open_vault import opened_vault
 from tradeguard.cli.prompts import ask_code, ask_new_password
 from tradeguard.cli.settings import cli_settings
 from tradeguard.core.errors import AuthError, InvalidCode
+from tradeguard.risk.control import check_reason
 from tradeguard.secrets import Password, Token
 from tradeguard.vault.users import all_users, check_name
 
@@ -83,11 +84,10 @@ def reset_2fa(
     codes. Check who is asking by other means first: this is the one way around the factor.
     Every session of theirs ends; they enrol again at their next login."""
     check_name(name)
-    reason = reason.strip()
-    if not 10 <= len(reason) <= 500:
+    reason = check_reason(reason)  # one printable line for the audit log
+    if len(reason) < 10:
         raise typer.BadParameter(
-            "say who asked and how you checked it was them (10 to 500 characters)",
-            param_hint="--reason",
+            "say who asked and how you checked it was them", param_hint="--reason"
         )
     from tradeguard.web.runtime import open_context
 
