@@ -223,3 +223,21 @@ def test_the_ticket_never_reaches_a_log(api: Api, capture: Capture) -> None:
         time.sleep(0.05)
     assert ticket not in server_side()
     assert "WS /api/ws?ticket=[REDACTED] 101" in server_side()
+
+
+def test_a_crash_of_one_of_the_users_bots_reaches_their_stream(api: Api) -> None:
+    """Crash alerts name the bot by id and come from `system`: matched by the bot, not the
+    actor."""
+    from tradeguard.core.events import DomainEvent, EventName
+
+    user = api.make_user()
+    bot = _add_bot(api, user)
+    with api.ctx.engine.connect() as conn:
+        bot_id = conn.execute(sa.select(bots.c.id).where(bots.c.name == bot)).scalar_one()
+    tokens = api.login(user)
+    with _socket(api, _ticket(api, tokens)) as ws:
+        _next(ws, "bot")
+        api.ctx.audit.emit(
+            DomainEvent(EventName.BOT_CRASHED, api.clock.now(), "system", bot_id, {"bot": bot})
+        )
+        assert _next(ws, "alert")["event"] == "bot.crashed"

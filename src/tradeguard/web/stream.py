@@ -29,6 +29,7 @@ from tradeguard.auth.accounts import Account
 from tradeguard.bots.control import read_status
 from tradeguard.bots.registry import BotInfo, list_bots
 from tradeguard.core.events import EventName
+from tradeguard.risk.ledger import owned_bots
 from tradeguard.store.models import RiskFill, RiskOrder
 from tradeguard.web.context import AppContext
 
@@ -98,7 +99,11 @@ class UserStream:
         )
 
     def _bots(self) -> list[BotInfo]:
-        return [b for b in list_bots(self.ctx.engine) if b.user == self.account.name]
+        """The user's bots, less any whose name another user also claims (risk.ledger's
+        namesake rule, as the orders route applies it)."""
+        with self.ctx.engine.connect() as conn:
+            owned = owned_bots(conn, self.account.name)
+        return [b for b in list_bots(self.ctx.engine, self.account.name) if b.name in owned]
 
     def _bot_messages(self, bots: list[BotInfo]) -> list[Message]:
         messages = []
@@ -158,8 +163,14 @@ class UserStream:
         return [_fill(r) for r in new]
 
     def _alert_messages(self, bots: list[BotInfo]) -> list[Message]:
-        subjects = [self.account.owner, f"user:{self.account.name}"]
-        subjects += [f"bot:{b.name}" for b in bots]
+        # What alerts name. Risk events name scopes: `user:<name>`, `bot:<name>`. The others
+        # name the user as `user:<id>`, a crashed bot by its id, a widened key by its
+        # credential id. Each kind is matched by its own vocabulary, so a user named "42" gets
+        # no alert meant for user id 42.
+        scopes = [f"user:{self.account.name}"] + [f"bot:{b.name}" for b in bots]
+        ids = [self.account.owner] + [b.id for b in bots]
+        ids += [c.id for c in self.ctx.vault.credentials(self.account.name)]
+        risk = [e.value for e in ALERTS if e.value.startswith("risk.")]
         with self.ctx.engine.connect() as conn:
             # The top first: an entry appended while we read is left for the next poll.
             top = int(conn.execute(sa.select(sa.func.max(_entries.c.seq))).scalar() or 0)
@@ -169,7 +180,11 @@ class UserStream:
                     _entries.c.seq > self.cursor.audit_seq,
                     _entries.c.seq <= top,
                     _entries.c.event.in_([e.value for e in ALERTS]),
-                    sa.or_(_entries.c.actor == self._actor, _entries.c.subject.in_(subjects)),
+                    sa.or_(
+                        _entries.c.actor == self._actor,
+                        sa.and_(_entries.c.event.in_(risk), _entries.c.subject.in_(scopes)),
+                        sa.and_(_entries.c.event.not_in(risk), _entries.c.subject.in_(ids)),
+                    ),
                 )
                 .order_by(_entries.c.seq)
                 .limit(MAX_ROWS)
