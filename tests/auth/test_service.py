@@ -270,3 +270,18 @@ def test_a_first_use_of_an_address_counts_once_even_when_raced(ctx: AppContext) 
     with ctx.engine.connect() as conn:
         count = conn.execute(sa.text("SELECT count FROM auth_user_addresses")).scalar_one()
     assert count == 8
+
+
+def test_sessions_long_past_their_end_are_deleted_with_their_tokens(
+    ctx: AppContext, clock: ManualClock
+) -> None:
+    name, password = _account(ctx)
+    old = _login(ctx, name, password)
+    clock.advance(ctx.settings.session_absolute_timeout + 2 * 24 * 3600)
+    _login(ctx, name, password)  # a new login tidies up
+    with ctx.engine.connect() as conn:
+        ids = conn.execute(sa.text("SELECT id FROM auth_sessions")).scalars().all()
+        tokens = conn.execute(sa.text("SELECT count(*) FROM auth_refresh_tokens")).scalar_one()
+    assert old.session.id not in ids
+    assert len(ids) == 1
+    assert tokens == 1

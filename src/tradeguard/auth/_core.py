@@ -67,6 +67,7 @@ class ServiceCore:
         self._known: dict[str, tuple[frozenset[str], float]] = {}
         self._resets: queue.Queue[tuple[str, str] | None] = queue.Queue(maxsize=1000)
         self._reset_worker: threading.Thread | None = None
+        self._reset_lock = threading.Lock()
 
     def _emit(
         self,

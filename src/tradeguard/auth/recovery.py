@@ -90,11 +90,12 @@ class Recovery(ServiceCore):
             log.warning("password reset queue full; a reset request was dropped")
 
     def _start_reset_worker(self) -> None:
-        if self._reset_worker is None or not self._reset_worker.is_alive():
-            self._reset_worker = threading.Thread(
-                target=self._run_resets, name="tradeguard-reset-mail", daemon=True
-            )
-            self._reset_worker.start()
+        with self._reset_lock:  # two first requests at once must not start two workers
+            if self._reset_worker is None or not self._reset_worker.is_alive():
+                self._reset_worker = threading.Thread(
+                    target=self._run_resets, name="tradeguard-reset-mail", daemon=True
+                )
+                self._reset_worker.start()
 
     def _run_resets(self) -> None:
         while (item := self._resets.get()) is not None:

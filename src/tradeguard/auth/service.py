@@ -32,6 +32,9 @@ class AccountService(Logins, SecondFactors, Recovery, Administration):
     """Logins and sessions, second factors, passwords and administration, on one store."""
 
     def close(self) -> None:
+        """Send the queued reset mails, then let go of the breach check's connections."""
         if self._reset_worker is not None and self._reset_worker.is_alive():
             self._resets.put(None)
             self._reset_worker.join(timeout=15)
+        if self.breached is not None:
+            self.breached.close()

@@ -97,6 +97,7 @@ class SessionStore:
         )
         token = self._issue(conn, session_id, now)
         self._keep_newest(conn, user_id, now)
+        self.prune(conn, user_id, now)
         return self.get(conn, session_id), token
 
     def _keep_newest(self, conn: sa.Connection, user_id: int, now: datetime) -> None:
@@ -203,10 +204,24 @@ class SessionStore:
     def live_sessions(self, conn: sa.Connection, user_id: int, now: datetime) -> list[SessionRow]:
         rows = conn.execute(
             sa.select(sessions)
-            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+            .where(
+                sessions.c.user_id == user_id,
+                sessions.c.revoked_at.is_(None),
+                sessions.c.expires_at > now,
+                sessions.c.last_seen_at > now - self.timeouts.idle,
+            )
             .order_by(sessions.c.created_at.desc())
         )
-        return [s for s in map(_row, rows) if s.live(now, self.timeouts)]
+        return [_row(r) for r in rows]
+
+    def prune(self, conn: sa.Connection, user_id: int, now: datetime) -> None:
+        """Delete the user's sessions that ended long enough ago to be of no more use (a day
+        past their absolute timeout); their refresh tokens go with them."""
+        conn.execute(
+            sessions.delete().where(
+                sessions.c.user_id == user_id, sessions.c.expires_at < now - timedelta(days=1)
+            )
+        )
 
 
 def _row(row: sa.Row[tuple[object, ...]]) -> SessionRow:

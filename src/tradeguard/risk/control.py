@@ -189,9 +189,10 @@ class RiskControl:
     async def _cancel(
         self, orders: list[StoredOrder], owners: dict[str, str]
     ) -> list[CancelOutcome]:
-        """Cancel each journaled order at its venue, one venue client per account."""
+        """Cancel each journaled order at its venue, one venue client per account of a user
+        (credential names are unique per user only: two users may both have `binance:main`)."""
         outcomes = []
-        venues: dict[str, Venue] = {}
+        venues: dict[tuple[str, str], Venue] = {}
         try:
             for order in orders:
                 result = await self._cancel_one(order, owners[order.bot], venues)
@@ -203,10 +204,13 @@ class RiskControl:
                 await venue.close()
         return outcomes
 
-    async def _cancel_one(self, order: StoredOrder, user: str, venues: dict[str, Venue]) -> str:
+    async def _cancel_one(
+        self, order: StoredOrder, user: str, venues: dict[tuple[str, str], Venue]
+    ) -> str:
+        key = (user, order.account)
         try:
-            venue = venues.get(order.account) or self.venues(order.account, user)
-            venues[order.account] = venue
+            venue = venues.get(key) or self.venues(order.account, user)
+            venues[key] = venue
             await venue.cancel_order(order.symbol, client_order_id=order.client_order_id)
         except OrderNotFound:
             return await self._late(venue, order)
