@@ -103,6 +103,7 @@ import pytest
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from limits import parse_many
 from tests.web.conftest import PUBLIC_URL, Api, ApiFactory, Tokens
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -111,6 +112,7 @@ from websockets.typing import Origin
 from tradeguard.auth.accounts import Role
 from tradeguard.auth.factory import instance_prefix
 from tradeguard.auth.service import RESET_TTL_S, TICKET_TTL_S
+from tradeguard.auth.throttle import PER_ACCOUNT_UNKNOWN
 from tradeguard.secrets import Password, Token
 from tradeguard.web.middleware import MAX_BODY
 from tradeguard.web.routers.auth import REFRESH_COOKIE
@@ -210,12 +212,13 @@ def test_a_botnet_cannot_lock_the_owner_out_of_a_known_address(
         victim = api.make_user()
         api.login(victim, **_from(home))  # the owner has logged in from home before
         checked = _count_hashes(api, monkeypatch)
-        # 25 bots, one guess each: 20 failures from unknown addresses fill the account's
-        # unknown-address budget; the rest are refused unhashed.
-        bots = [f"203.0.113.{n}" for n in range(1, 26)]
+        # A botnet, one guess a bot: the account's budget for unknown addresses (per hour) is
+        # filled by that many failures; the rest are refused unhashed.
+        budget = parse_many(PER_ACCOUNT_UNKNOWN)[0].amount
+        bots = [f"203.0.{n // 250}.{n % 250 + 1}" for n in range(budget + 5)]
         statuses = [_attempt(api, victim.name, WRONG, ip=bot).status_code for bot in bots]
-        assert statuses == [401] * 20 + [429] * 5
-        assert checked[0] == 20
+        assert statuses == [401] * budget + [429] * 5
+        assert checked[0] == budget
         # A bot that guesses right from a new address is refused too.
         assert _attempt(api, victim.name, victim.password, ip="203.0.113.99").status_code == 429
         # A bot cannot claim the owner's address: the proxy appends the real peer, and the
