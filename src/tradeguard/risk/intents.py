@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TypeVar
 
 from tradeguard.risk.decisions import Denial, Reason
 from tradeguard.venues.types import OrderRequest, OrderType, Side, TimeInForce
@@ -29,6 +29,9 @@ class OrderIntent:
     reduce_only: bool = False
 
 
+_Member = TypeVar("_Member", Side, OrderType, TimeInForce)
+
+
 def _bad(message: str) -> Denial:
     return Denial(Reason.MALFORMED, message)
 
@@ -36,14 +39,15 @@ def _bad(message: str) -> Denial:
 def _number(name: str, value: object, optional: bool) -> Decimal | Denial | None:
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        return _bad(f"{name} must be a decimal number, not {type(value).__name__}")
-    number = Decimal(value)
-    if not number.is_finite():
-        return _bad(f"{name} is {number}; it must be a finite number")
-    if number <= 0:
-        return _bad(f"{name} is {number}; it must be positive")
-    return number
+    if type(value) is not Decimal:  # a Decimal is taken as it is; a subclass is converted
+        if isinstance(value, bool) or not isinstance(value, Decimal | int):
+            return _bad(f"{name} must be a decimal number, not {type(value).__name__}")
+        value = Decimal(value)
+    if not value.is_finite():
+        return _bad(f"{name} is {value}; it must be a finite number")
+    if value <= 0:
+        return _bad(f"{name} is {value}; it must be positive")
+    return value
 
 
 _SIDES = {m.value: m for m in Side}
@@ -51,10 +55,11 @@ _TYPES = {m.value: m for m in OrderType}
 _TIFS = {m.value: m for m in TimeInForce}
 
 
-def _choice(name: str, value: object, choices: dict[str, Any]) -> Denial | None:
-    if not isinstance(value, str) or value not in choices:
+def _choice(name: str, value: object, choices: dict[str, _Member]) -> _Member | Denial:
+    member = choices.get(value) if isinstance(value, str) else None
+    if member is None:
         return _bad(f"{name} must be one of {', '.join(sorted(choices))}")
-    return None
+    return member
 
 
 def parse(intent: OrderIntent | OrderRequest) -> OrderRequest | Denial:
@@ -65,35 +70,42 @@ def parse(intent: OrderIntent | OrderRequest) -> OrderRequest | Denial:
             if isinstance(checked, Denial):
                 return checked
         return intent
-    cid = intent.client_order_id
+    cid, symbol = intent.client_order_id, intent.symbol
     if not isinstance(cid, str) or not 1 <= len(cid) <= 64 or not cid.isprintable():
         return _bad("client_order_id must be 1 to 64 printable characters")
-    if not isinstance(intent.symbol, str) or not 1 <= len(intent.symbol) <= 64:
+    if not isinstance(symbol, str) or not 1 <= len(symbol) <= 64:
         return _bad("symbol must be a market symbol such as BTC/USDT")
-    for name, choices in (("side", _SIDES), ("type", _TYPES), ("time_in_force", _TIFS)):
-        denial = _choice(name, getattr(intent, name), choices)
-        if denial is not None:
-            return denial
+    side = _choice("side", intent.side, _SIDES)
+    if isinstance(side, Denial):
+        return side
+    kind = _choice("type", intent.type, _TYPES)
+    if isinstance(kind, Denial):
+        return kind
+    time_in_force = _choice("time_in_force", intent.time_in_force, _TIFS)
+    if isinstance(time_in_force, Denial):
+        return time_in_force
     if not isinstance(intent.reduce_only, bool):
         return _bad("reduce_only must be true or false")
-    numbers: dict[str, Decimal | None] = {}
-    for name, optional in (("amount", False), ("price", True), ("stop_price", True)):
-        checked = _number(name, getattr(intent, name), optional)
-        if isinstance(checked, Denial):
-            return checked
-        numbers[name] = checked
-    amount = numbers["amount"]
+    amount = _number("amount", intent.amount, False)
+    if isinstance(amount, Denial):
+        return amount
+    price = _number("price", intent.price, True)
+    if isinstance(price, Denial):
+        return price
+    stop_price = _number("stop_price", intent.stop_price, True)
+    if isinstance(stop_price, Denial):
+        return stop_price
     assert amount is not None  # noqa: S101 - _number refuses a missing amount
     try:
         return OrderRequest(
             client_order_id=cid,
-            symbol=intent.symbol,
-            side=_SIDES[intent.side],
-            type=_TYPES[intent.type],
+            symbol=symbol,
+            side=side,
+            type=kind,
             amount=amount,
-            price=numbers["price"],
-            stop_price=numbers["stop_price"],
-            time_in_force=_TIFS[intent.time_in_force],
+            price=price,
+            stop_price=stop_price,
+            time_in_force=time_in_force,
             reduce_only=intent.reduce_only,
         )
     except ValueError as error:
