@@ -18,8 +18,11 @@ throughput: a tight loop of half as many, calls / elapsed, one core; `--quick` f
   mark, APPROVED, so every check runs (parse, market, state, precision, band, zone, order /
   position / bot exposure / user exposure, open orders, submit rate, balance) and it is booked;
   each is unbooked with `order_ended` (timed on its own). `checks_per_s` is the loop
-  `pre_trade` + `order_ended`, the work to keep the book steady. The same order as an
-  `OrderRequest` (parsed already), and a swap limit buy (margin check instead of balance).
+  `pre_trade` + `order_ended`, the work to keep the book steady. The same order with every
+  mark moving a tick before each call (untimed `on_price`): the other bot's exposure the
+  engine keeps between orders is worked out again each time, as in live trading where marks
+  move between orders. The same order as an `OrderRequest` (parsed already), and a swap
+  limit buy (margin check instead of balance).
 - denied early: the bot HALTED (denied after parse and the market checks), and a malformed
   intent (a NaN amount: denied by the parser).
 - bare baseline: the same orders through the parser and `check_order` (the market's precision
@@ -31,6 +34,9 @@ throughput: a tight loop of half as many, calls / elapsed, one core; `--quick` f
 - peer: NautilusTrader 1.221 figures quoted from /work/shared/BENCHMARKS.md (not installed, not
   measured here): its whole in-process order path, and the risk engine's share implied by the
   path with risk checks bypassed.
+
+Garbage collection stays enabled, as in the server; each approved case reports how many
+collections ran while it was timed (in a steady state none: each order frees what it made).
 
 Target: p99 of the approved `pre_trade` <= 50 us. Prints one JSON object; progress and
 `--profile` output go to stderr.
@@ -317,21 +323,37 @@ def _requests(intents: Sequence[OrderIntent]) -> list[OrderRequest]:
     ]
 
 
+def _collections() -> int:
+    return sum(generation["collections"] for generation in gc.get_stats())
+
+
 def approved(
-    bench: Bench, orders: Sequence[OrderIntent | OrderRequest], calls: int, warmup: int
+    bench: Bench,
+    orders: Sequence[OrderIntent | OrderRequest],
+    calls: int,
+    warmup: int,
+    *,
+    moving_marks: bool = False,
 ) -> dict[str, Any]:
-    """pre_trade (approved) and order_ended, each timed per call; then the tight loop."""
+    """pre_trade (approved) and order_ended, each timed per call; then the tight loop. With
+    `moving_marks`, every mark moves a tick before each order (untimed `on_price`), so nothing
+    worked out at the previous marks can be reused."""
     engine, clock, pc = bench.engine, bench.clock, time.perf_counter_ns
     pre_trade, order_ended = engine.pre_trade, engine.order_ended
     pool = len(orders)
     pre: list[int] = []
     ended: list[int] = []
     denied = 0
+    tick = D("0.01")
     gc.collect()
+    collections = _collections()
     for k in range(warmup + calls):
         order = orders[k % pool]
         # 1 ms between orders: the submit-rate window holds ~60,000 and drops one per call
         clock.advance(0.001)
+        if moving_marks:
+            for symbol, mark in MARKS.items():
+                engine.on_price(ACCOUNT, symbol, mark + tick * (k % 2))
         t0 = pc()
         decision = pre_trade(BOT, order)
         t1 = pc()
@@ -344,7 +366,10 @@ def approved(
             ended.append(t2 - t1)
     if denied:
         raise RuntimeError(f"{denied} orders expected APPROVED were denied")
+    collections = _collections() - collections
     gc.collect()
+    if moving_marks:
+        return {"pre_trade": _stats(pre), "gc_collections_while_timed": collections}
     loop = max(1, calls // 2)
     start = time.perf_counter()
     for k in range(loop):
@@ -357,6 +382,7 @@ def approved(
         "order_ended": _stats(ended),
         "checks_per_s": round(loop / elapsed),
         "checks_per_s_loop": "pre_trade + order_ended, tight loop, one core",
+        "gc_collections_while_timed": collections,
     }
 
 
@@ -532,6 +558,8 @@ def main() -> None:
     print("risk: approved (OrderIntent)", file=sys.stderr)
     full = approved(bench, intents, args.calls, args.warmup)
     part = args.calls // 4  # the other cases: their medians and tails settle well before this
+    print("risk: approved (OrderIntent), marks moving", file=sys.stderr)
+    moving = approved(bench, intents, part, args.warmup, moving_marks=True)
     print("risk: approved (OrderRequest)", file=sys.stderr)
     parsed = approved(bench, requests, part, args.warmup)
     print("risk: approved swap (margin)", file=sys.stderr)
@@ -564,6 +592,7 @@ def main() -> None:
             "timer_overhead_ns": overhead,
         },
         "pre_trade_intent": full,
+        "pre_trade_intent_marks_moving": moving,
         "pre_trade_request": parsed,
         "pre_trade_swap_intent": margin,
         "denied_halted": halted,
