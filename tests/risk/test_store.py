@@ -35,7 +35,7 @@ from tradeguard.risk import (
     Trip,
     bot_limits_from,
 )
-from tradeguard.risk.store import StoredTrade
+from tradeguard.risk.store import StoredTrade, TripRecord
 from tradeguard.store import DatabaseTarget, create_engine
 from tradeguard.venues.types import (
     Balance,
@@ -282,6 +282,18 @@ def test_trips_of_several_scopes_newest_first(first: Process) -> None:
     assert trips[0].reset_at is None
     assert trips[1].reset_by == "operator"
     assert first.store.trips(Scope.user("alice"), limit=5) == trips[:1]
+
+
+def test_trips_of_a_set_of_scopes_are_picked_by_the_database(first: Process) -> None:
+    a, b, c = Scope.bot("a"), Scope.bot("b"), Scope.user("c")
+    for minute, scope in enumerate([a, b, c, a, b, c]):
+        at = START + timedelta(minutes=minute)
+        first.store.add_trip(TripRecord(scope, Breaker.CONSECUTIVE_LOSSES, D(3), D(3), at))
+    # the limit counts the scopes' trips, not every trip: the newest 3 of a and c
+    assert [t.scope for t in first.store.trips({a, c}, limit=3)] == [c, a, c]
+    assert [t.tripped_at.minute for t in first.store.trips([b])] == [4, 1]
+    assert first.store.trips(set()) == []  # no scopes: no trips (not every scope's)
+    assert len(first.store.trips()) == 6
 
 
 def test_a_reset_rebase_survives_a_restart(first: Process, restart: Any) -> None:

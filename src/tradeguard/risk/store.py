@@ -9,7 +9,7 @@ them again with `RiskEngine.restore_order`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -312,12 +312,21 @@ class SqlRiskStore:
                 )
             )
 
-    def trips(self, scope: Scope | None = None, limit: int = 20) -> list[TripRecord]:
-        """The last trips, newest first."""
+    def trips(
+        self, scope: Scope | Collection[Scope] | None = None, limit: int = 20
+    ) -> list[TripRecord]:
+        """The last `limit` trips, newest first: of `scope`, of any scope in a collection of
+        them (an empty one has none), or (None) of every scope. The database picks them: a
+        caller never reads other scopes' trips to throw them away."""
         table = _TRIPS
         query = sa.select(table).order_by(table.c.id.desc()).limit(limit)
-        if scope is not None:
+        if isinstance(scope, Scope):
             query = query.where(table.c.scope == str(scope))
+        elif scope is not None:
+            keys = sorted({str(s) for s in scope})
+            if not keys:
+                return []
+            query = query.where(table.c.scope.in_(keys))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [

@@ -231,7 +231,7 @@ def risk_status(principal: CurrentUser, ctx: Ctx) -> RiskStatusOut:
         for r in store.bots()
         if r.name in mine
     ]
-    trips = [t for t in store.trips(limit=500) if t.scope in visible][:MAX_TRIPS]
+    trips = store.trips(visible, limit=MAX_TRIPS)
     return RiskStatusOut(
         states=[
             _state_out(s, v)
