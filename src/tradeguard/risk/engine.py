@@ -81,6 +81,15 @@ class _Account:
     totals: dict[str, Decimal]
     marks: dict[str, Decimal] = field(default_factory=dict)  # change only through set_mark
     bots: list[_Bot] = field(default_factory=list)
+    # the spot symbols whose buys are paid in a currency, and whose sells sell it
+    _paid_in: dict[str, list[str]] = field(default_factory=dict)
+    _selling: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for symbol, market in self.markets.items():
+            if market.kind is SPOT:  # a perpetual's order holds margin, not cash
+                self._paid_in.setdefault(market.quote, []).append(symbol)
+                self._selling.setdefault(market.base, []).append(symbol)
 
     def set_mark(self, symbol: str, price: Decimal) -> None:
         self.marks[symbol] = price
@@ -90,35 +99,16 @@ class _Account:
     def held(self, currency: str, side: Side) -> Decimal:
         """What the open spot orders on `side` of every bot of the account hold in
         `currency`: buys paid in it their value, sells of it their amount."""
+        buying = side is BUY
+        symbols = (self._paid_in if buying else self._selling).get(currency, ())
         held = ZERO
         for bot in self.bots:
-            held += bot.held(currency, side)
+            open_symbols = bot.book.open_symbols()
+            for symbol in symbols:
+                sides = open_symbols.get(symbol)
+                if sides is not None:
+                    held += sides.buy.value if buying else sides.sell.amount
         return held
-
-
-@dataclass(slots=True)
-class _Held:
-    """What one bot's open spot orders hold, by currency, as of `version` of its book: buys
-    their value in the quote currency, sells their amount of the base. (A perpetual's order
-    holds margin, not cash.)"""
-
-    version: int = -1
-    buys: dict[str, Decimal] = field(default_factory=dict)
-    sells: dict[str, Decimal] = field(default_factory=dict)
-
-    def update(self, book: BotBook, markets: Mapping[str, Market]) -> None:
-        buys, sells = self.buys, self.sells
-        buys.clear()
-        sells.clear()
-        for symbol, sides in book.open_symbols().items():
-            market = markets[symbol]
-            if market.kind is not SPOT:
-                continue
-            if sides.buy.count:
-                buys[market.quote] = buys.get(market.quote, ZERO) + sides.buy.value
-            if sides.sell.count:
-                sells[market.base] = sells.get(market.base, ZERO) + sides.sell.amount
-        self.version = book.version
 
 
 @dataclass(slots=True)
@@ -142,10 +132,9 @@ class _Bot:
     meters: BotMeters
     submits: deque[float] = field(default_factory=deque)
     modifies: deque[float] = field(default_factory=deque)
-    # Worked out from the book and kept while its version stands (orders of other bots are
-    # checked against these on every order): (version, gross exposure at the marks), _Held.
+    # (book version, gross exposure at the marks): kept while the version stands, as every
+    # order of the user's other bots is checked against it
     _gross: tuple[int, Decimal] = (-1, ZERO)
-    _held: _Held = field(default_factory=_Held)
 
     def mark(self, symbol: str) -> Decimal | None:
         return self.account.marks.get(symbol)
@@ -157,13 +146,6 @@ class _Bot:
             gross = self.book.gross(self.account.marks)
             self._gross = (self.book.version, gross)
         return gross
-
-    def held(self, currency: str, side: Side) -> Decimal:
-        """What the bot's open spot orders on `side` hold in `currency` (see _Held)."""
-        held = self._held
-        if held.version != self.book.version:
-            held.update(self.book, self.account.markets)
-        return (held.buys if side is BUY else held.sells).get(currency, ZERO)
 
     def equity(self) -> Decimal:
         unrealized = ZERO
@@ -376,7 +358,7 @@ class RiskEngine:
                     Reason.UNKNOWN_ORDER, f"bot {bot} has no open order {client_order_id!r}"
                 )
             state = self._effective(record)
-            if state is TradingState.HALTED:
+            if state is HALTED:
                 return self._state_denial(record, state)
             used = self._recent(record.modifies)
             if used >= record.limits.max_modifies_per_minute:
@@ -453,7 +435,7 @@ class RiskEngine:
             return denial
         assert market is not None  # noqa: S101 - _market_denial refuses a missing market
         state = self._effective(bot)
-        if state is TradingState.HALTED:
+        if state is HALTED:
             return self._state_denial(bot, state)
         mark = bot.mark(request.symbol)
         if mark is None:
@@ -488,7 +470,7 @@ class RiskEngine:
             )
         if not market.active:
             return Denial(Reason.MARKET_INACTIVE, f"{request.symbol} is not trading now")
-        if request.reduce_only and market.kind is MarketKind.SPOT:
+        if request.reduce_only and market.kind is SPOT:
             return Denial(
                 Reason.UNSUPPORTED, f"{request.symbol} is a spot market; reduce_only is for perps"
             )
@@ -719,7 +701,7 @@ class RiskEngine:
             record = self._bot(bot)
             qty = record.book.qty(symbol)
             market = record.account.markets.get(symbol)
-            side = Side.SELL if qty > 0 else Side.BUY
+            side = SELL if qty > 0 else BUY
             # what closing orders already on their way cover is not closed twice (a bot trip
             # and its user's trip on the same mark both ask for the close)
             amount = abs(qty) - record.book.open_amount(symbol, side)
@@ -770,7 +752,7 @@ class RiskEngine:
             settle = market.settle or market.quote
             totals[settle] = totals.get(settle, ZERO) + pnl
             return
-        sign = 1 if trade.side is Side.BUY else -1
+        sign = 1 if trade.side is BUY else -1
         base = trade.amount - (trade.fee if trade.fee_currency == market.base else ZERO)
         quote = trade.amount * trade.price
         quote_fee = trade.fee if trade.fee_currency == market.quote else ZERO
@@ -789,7 +771,7 @@ class RiskEngine:
                 bot.meters.readings(limits), bot.meters.warned, limits.warn_at_pct
             )
             self._warn(bot.scope, warnings)
-            if found and self._effective(bot) is not TradingState.HALTED:
+            if found and self._effective(bot) is not HALTED:
                 trips.append(self._trip(bot.scope, found[0], now))
         for user in users.values():
             user.meters.observe(sum((b.equity() for b in user.bots), ZERO))
@@ -800,7 +782,7 @@ class RiskEngine:
             found, warnings = judge(readings, user.meters.warned, warn_at)
             scope = Scope.user(user.name)
             self._warn(scope, warnings)
-            if found and self._states.get(scope) is not TradingState.HALTED:
+            if found and self._states.get(scope) is not HALTED:
                 trips.append(self._trip(scope, found[0], now))
         return trips
 
@@ -813,7 +795,7 @@ class RiskEngine:
             )
 
     def _trip(self, scope: Scope, reading: Reading, now: datetime) -> Trip:
-        cancel = self._set(scope, TradingState.HALTED, f"breaker {reading.breaker}", "system")
+        cancel = self._set(scope, HALTED, f"breaker {reading.breaker}", "system")
         close: list[tuple[str, str, Decimal]] = []
         for bot in self._bots_in(scope):
             if bot.limits.close_positions_on_trip:
@@ -833,7 +815,7 @@ class RiskEngine:
 
     def state(self, scope: Scope) -> TradingState:
         with self._lock:
-            return self._states.get(scope, TradingState.ACTIVE)
+            return self._states.get(scope, ACTIVE)
 
     def effective_state(self, bot: str) -> TradingState:
         with self._lock:
@@ -852,8 +834,8 @@ class RiskEngine:
     def _effective(self, bot: _Bot) -> TradingState:
         states = self._states
         if not states:
-            return TradingState.ACTIVE
-        active = TradingState.ACTIVE
+            return ACTIVE
+        active = ACTIVE
         return strictest(
             states.get(GLOBAL, active),
             states.get(bot.user_scope, active),
@@ -862,8 +844,8 @@ class RiskEngine:
 
     def _state_denial(self, bot: _Bot, state: TradingState) -> Denial:
         scopes = [GLOBAL, bot.user_scope, bot.scope]
-        source = next(s for s in scopes if self._states.get(s, TradingState.ACTIVE) is state)
-        if state is TradingState.HALTED:
+        source = next(s for s in scopes if self._states.get(s, ACTIVE) is state)
+        if state is HALTED:
             return Denial(
                 Reason.HALTED,
                 f"trading is HALTED for {source}; only cancels pass until a person resets it",
@@ -881,20 +863,20 @@ class RiskEngine:
         cancel, by bot: all of them when halting, the ones that would grow a position when
         reducing. New orders are refused from the moment this returns."""
         with self._lock:
-            if state is TradingState.ACTIVE:
+            if state is ACTIVE:
                 raise ValueError("use reset() to make a scope ACTIVE again")
             return self._set(scope, state, reason, actor)
 
     def _set(
         self, scope: Scope, state: TradingState, reason: str, actor: str
     ) -> list[tuple[str, OpenOrder]]:
-        previous = self._states.get(scope, TradingState.ACTIVE)
+        previous = self._states.get(scope, ACTIVE)
         self._states[scope] = state
         if self.store is not None:
             self.store.save_state(scope, state, reason, actor, self.clock.now())
         cancel = []
         for bot in self._bots_in(scope):
-            kept = set() if state is TradingState.HALTED else _shrinking(bot.book)
+            kept = set() if state is HALTED else _shrinking(bot.book)
             cancel += [(bot.name, o) for o in bot.book.orders.values() if id(o) not in kept]
         self._emit(
             EventName.RISK_STATE_CHANGED,
@@ -915,7 +897,7 @@ class RiskEngine:
         if not reason.strip():
             raise ConfigError("risk reset: say why (--reason); it goes into the audit log")
         with self._lock:
-            previous = self._states.pop(scope, TradingState.ACTIVE)
+            previous = self._states.pop(scope, ACTIVE)
             now = self.clock.now()
             for bot in self._bots_in(scope) if scope.kind is ScopeKind.BOT else ():
                 bot.meters.rebase(now)
@@ -1018,7 +1000,7 @@ def _shrinking(book: BotBook) -> set[int]:
     kept = set()
     for order in book.orders.values():
         qty = book.qty(order.symbol)
-        if qty and (order.side is Side.SELL) == (qty > 0) and order.remaining <= room[order.symbol]:
+        if qty and (order.side is SELL) == (qty > 0) and order.remaining <= room[order.symbol]:
             room[order.symbol] -= order.remaining
             kept.add(id(order))
     return kept
