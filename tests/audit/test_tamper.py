@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.audit.conftest import AuditStore, new_keys
 
-from tradeguard.audit import AuditKeys, AuditLog, AuditOptions, VerifyReport, tables, verify
+from tradeguard.audit import AuditKeys, AuditLog, AuditOptions, VerifyReport, blocks, tables, verify
 from tradeguard.audit.entry import leaf_data
 from tradeguard.audit.merkle import EMPTY_ROOT, leaf_hash
 from tradeguard.core.clock import ManualClock
@@ -92,6 +92,15 @@ def _sqlite_copy(source: Path, target: sa.Engine) -> None:
         src.backup(raw.driver_connection)  # type: ignore[arg-type]
     finally:
         src.close()
+        raw.close()
+
+
+def _sqlite_copy_from(source: sqlite3.Connection, target: sa.Engine) -> None:
+    """Overwrite `target`'s database with the open database `source`."""
+    raw = target.raw_connection()
+    try:
+        source.backup(raw.driver_connection)  # type: ignore[arg-type]
+    finally:
         raw.close()
 
 
@@ -284,6 +293,7 @@ class Bench:
         self.counter = itertools.count()
         self.saved: set[str] = set()
         self.memory: sqlite3.Connection | None = None
+        self.copies: list[sa.Engine] = []
         if self.backend == "sqlite":
             self.memory = _memory()
             self.engine = _memory_engine(self.memory)
@@ -304,6 +314,18 @@ class Bench:
                 conn.exec_driver_sql(f"INSERT INTO {table} SELECT * FROM {name}__{table}")  # noqa: S608
         return self.engine
 
+    def reopenable(self, engine: sa.Engine) -> sa.Engine:
+        """`engine`'s database where worker processes can open it too: on SQLite a copy of
+        the in-memory database in a file of its own (disposed with the bench), on PostgreSQL
+        the test's schema itself."""
+        if self.memory is None:
+            return engine
+        directory = self.tmp / f"copy-{next(self.counter)}"
+        copy = _sqlite_engine(directory)
+        _sqlite_copy_from(self.memory, copy)
+        self.copies.append(copy)
+        return copy
+
     def _save_pg(self, conn: sa.Connection, name: str) -> None:
         """The variant's rows, once per test, in tables of the test's schema named after it."""
         if name in self.saved:
@@ -318,6 +340,8 @@ class Bench:
         self.saved.add(name)
 
     def close(self) -> None:
+        for copy in self.copies:
+            copy.dispose()
         if self.memory is not None:
             self.engine.dispose()
             self.memory.close()
@@ -602,11 +626,16 @@ def first_finding(report: VerifyReport) -> tuple[str, int | None]:
 # -- the tests ---------------------------------------------------------------------------------
 
 
-def test_untouched_copies_verify(bench: Bench) -> None:
+def test_untouched_copies_verify(bench: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
     lab = bench.lab
     for name in ("a", *(f"snap_{m}" for m in SNAPSHOT_SIZES), *(f"fork_{f}" for f in FORK_POINTS)):
         report = verify(bench.fresh(name), lab.keys)
         assert report.ok, (name, report.findings)
+    with monkeypatch.context() as patch:
+        patch.setattr(blocks, "BLOCK_BITS", 5)
+        report = verify(bench.reopenable(bench.fresh("a")), lab.keys, processes=2)
+        assert report.ok, report.findings
+        assert (report.size, report.processes) == (SIZE, 2)
     engine = bench.fresh("a")
     report = verify(engine, lab.keys, against=lab.checkpoints)
     assert report.ok, report.findings
@@ -622,6 +651,34 @@ def test_attack_is_named_and_located(bench: Bench, attack: str) -> None:
         assert first_finding(report) == (expect.kind, expect.seq), report.findings[0].message
 
     run_examples(bench, attack, check)
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_worker_processes_name_and_locate_every_attack(
+    bench: Bench, attack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same attacks, checked by two worker processes in blocks of 32 entries (ten blocks,
+    heads and damage inside them and at their edges): the same first finding as one process."""
+    monkeypatch.setattr(blocks, "BLOCK_BITS", 5)
+    asked = max(4, examples(bench, attack) // 10)
+
+    @settings(
+        max_examples=asked,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        expect = ATTACKS[attack](bench, data)
+        engine = bench.reopenable(expect.engine)
+        report = verify(engine, bench.lab.keys, against=expect.against, processes=2)
+        assert report.processes == 2
+        assert first_finding(report) == (expect.kind, expect.seq), report.findings[0].message
+        alone = verify(engine, bench.lab.keys, against=expect.against, processes=1)
+        assert report.findings == alone.findings
+
+    run()
 
 
 def test_fork_is_named_and_located(bench: Bench) -> None:

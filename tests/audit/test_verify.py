@@ -35,6 +35,7 @@ from tradeguard.audit import (
     AuditOptions,
     CheckpointError,
     TreeHead,
+    blocks,
     tables,
     verify,
 )
@@ -250,22 +251,36 @@ def test_actor_hashes_stay_comparable_across_a_key_rotation(
         other.wipe()
 
 
-def test_log_verifies_after_a_key_rotation(audit_store: AuditStore, versions: Versions) -> None:
-    """Entries under two key versions in one chunk (verify once raised AssertionError)."""
+@pytest.mark.parametrize("processes", [1, 2])
+def test_log_verifies_after_a_key_rotation(
+    audit_store: AuditStore, versions: Versions, processes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries under two key versions in one block (verify once raised AssertionError): in
+    blocks of 8, so one holds seqs 8 to 15, checked by this process or by workers."""
     rotated(audit_store, versions)
-    report = verify(audit_store.engine, versions.keys(1, 2), against=audit_store.checkpoints)
+    monkeypatch.setattr(blocks, "BLOCK_BITS", 3)
+    report = verify(
+        audit_store.engine,
+        versions.keys(1, 2),
+        against=audit_store.checkpoints,
+        processes=processes,
+    )
     assert report.ok, report.findings
-    assert report.size == 30
+    assert (report.size, report.processes) == (30, processes)
 
 
-def test_missing_key_after_a_rotation(audit_store: AuditStore, versions: Versions) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_missing_key_after_a_rotation(
+    audit_store: AuditStore, versions: Versions, processes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rotated(audit_store, versions)
-    only_old = verify(audit_store.engine, versions.keys(1))
+    monkeypatch.setattr(blocks, "BLOCK_BITS", 3)
+    only_old = verify(audit_store.engine, versions.keys(1), processes=processes)
     assert first(only_old)[0] == "missing key"
     assert "version 2" in only_old.findings[0].message
     assert only_old.findings[0].seq is not None
     assert only_old.findings[0].seq > 15
-    only_new = verify(audit_store.engine, versions.keys(2))
+    only_new = verify(audit_store.engine, versions.keys(2), processes=processes)
     assert first(only_new)[0] == "missing key"
     assert "version 1" in only_new.findings[0].message
     assert only_new.findings[0].seq is not None

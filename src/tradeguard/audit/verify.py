@@ -18,19 +18,26 @@ first that does not: a head commits to a whole prefix, not to one entry.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from tradeguard.audit import tables
+from tradeguard.audit.blocks import (
+    Block,
+    BlockChecker,
+    Task,
+    fetch_rows,
+    processes_for,
+    summarize,
+    tasks,
+)
 from tradeguard.audit.entry import Entry, leaf_data
 from tradeguard.audit.heads import TreeHead, origin_of, read_checkpoints
 from tradeguard.audit.keys import AuditKeys, entry_mac
-from tradeguard.audit.log import STORED_NODE_LEVEL
 from tradeguard.audit.merkle import Frontier, leaf_hash
 from tradeguard.audit.prune import PruneRecord, load_prunes
 
@@ -46,12 +53,6 @@ Damage = Literal[
     "bad signature",
     "missing key",
 ]
-_COLUMNS = "seq, ts, event, actor, subject, ip, details, leaf_hash, key_version, mac"
-_RANGE = f"SELECT {_COLUMNS} FROM audit_log WHERE seq >= {{}} AND seq < {{}} ORDER BY seq"  # noqa: S608
-_RANGE_SQLITE = _RANGE.format("?", "?")
-_RANGE_PG = _RANGE.format("%(start)s", "%(end)s")
-_CHUNK_BITS = 16  # entries are checked 65,536 at a time, in chunks aligned to that size
-_CHUNK = 1 << _CHUNK_BITS
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class VerifyReport:
     root: bytes = b""
     findings: list[Finding] = field(default_factory=list)
     snapshot: Frontier | None = None  # the compact range at `snapshot_at`, for prune
+    processes: int = 1  # worker processes that checked the entries (1: the verifier itself)
 
     @property
     def ok(self) -> bool:
@@ -118,12 +120,15 @@ def _to_row(raw: Sequence[Any]) -> _Row:
 class _Verifier:
     def __init__(
         self,
+        engine: sa.Engine,
         conn: sa.Connection,
         keys: AuditKeys,
         against: Path | None,
         progress: Callable[[int], None] | None,
         snapshot_at: int | None,
+        processes: int | None,
     ) -> None:
+        self.engine = engine
         self.conn = conn
         self.keys = keys
         self.report = VerifyReport()
@@ -134,6 +139,7 @@ class _Verifier:
         self.matched = 0  # the largest size whose signed root the entries reproduce
         self.progress = progress
         self.snapshot_at = snapshot_at
+        self.processes = processes
 
     def find(self, kind: Damage, seq: int | None, message: str) -> None:
         self.report.findings.append(Finding(kind, seq, message))
@@ -245,30 +251,33 @@ class _Verifier:
     def scan(
         self, frontier: Frontier, stored: dict[tuple[int, int], bytes], pending: list[_Checkpoint]
     ) -> Frontier:
-        """Check every entry from the frontier's size on, a chunk at a time; the final frontier.
+        """Check every entry from the frontier's size on, a block at a time; the final frontier.
 
         Per entry: its leaf as stored, and its MAC (which names a changed, moved or forged entry
-        exactly); per chunk: the subtree hashes stored for proofs; per head: the root.
+        exactly); per block: the subtree hashes stored for proofs; per head: the root.
         """
-        start = frontier.size
-        while True:
-            end = ((start >> _CHUNK_BITS) + 1) << _CHUNK_BITS
-            rows = _fetch(self.conn, start, end)
-            leaves = [leaf_hash(leaf_data(*r[:7])) for r in rows]
-            if not self.check_entries(start, rows, leaves):
-                return frontier
-            if start % _CHUNK == 0:
-                frontier = self.add_chunk(frontier, leaves, stored, pending)
-            else:
-                frontier = self.add_leaves(frontier, leaves, stored, pending)
-            if self.report.findings:
-                return frontier
-            if self.progress is not None:
-                self.progress(frontier.size)
-            if len(rows) < end - start:
-                self.check_no_rows_after(frontier.size)
-                return frontier
-            start = end
+        last = self.conn.execute(sa.select(sa.func.max(tables.entries.c.seq))).scalar_one()
+        limit = frontier.size if last is None else max(frontier.size, last + 1)
+        sizes = {c.head.size for c in pending}
+        if self.snapshot_at is not None:
+            sizes.add(self.snapshot_at)
+        todo = tasks(frontier.size, limit, sorted(sizes))
+        processes = processes_for(self.engine, self.processes, limit - frontier.size)
+        with BlockChecker(self.engine, self.conn, self.keys, processes) as checker:
+            self.report.processes = processes
+            for task, checked in checker.checked(todo):
+                block = checked or self.check_closely(task)
+                if block is None:
+                    return frontier
+                frontier = self.add_block(frontier, block, stored, pending)
+                if self.report.findings:
+                    return frontier
+                if self.progress is not None:
+                    self.progress(frontier.size)
+                if block.root is None:  # the log ends inside this block
+                    self.check_no_rows_after(frontier.size)
+                    return frontier
+        return frontier
 
     def check_no_rows_after(self, size: int) -> None:
         later = self.conn.execute(
@@ -277,32 +286,23 @@ class _Verifier:
         if later is not None:
             self.find("deleted", size, f"entries {size} to {later - 1} are missing (deleted)")
 
-    def check_entries(self, start: int, rows: list[tuple[Any, ...]], leaves: list[bytes]) -> bool:
-        """Dense seqs, each leaf as stored, no quote in a plain column, each MAC: the first
-        entry that fails any of them is the damage named."""
-        stored_leaves = [bytes(r[7]) for r in rows]
-        dense = not rows or (rows[0][0] == start and rows[-1][0] == start + len(rows) - 1)
-        intact = dense and leaves == stored_leaves and not any(_quoted(*r[2:6]) for r in rows)
-        if intact and self.macs_hold(start, rows, leaves):
-            return True
+    def check_closely(self, task: Task) -> Block | None:
+        """A block that did not check out at once, entry by entry: the first entry that is
+        missing, differs from its leaf, has a quote in a plain column or fails its MAC is the
+        damage named (None). If none does (a block written under two key versions), the block."""
+        start = task.start
+        rows = fetch_rows(self.conn, start, min(start + (1 << task.bits), task.limit))
+        leaves = [leaf_hash(leaf_data(*r[:7])) for r in rows]
         for i, (row, leaf) in enumerate(zip(rows, leaves, strict=True)):
             if row[0] != start + i:
                 self.find("deleted", start + i, f"entry {start + i} is missing (deleted)")
-                return False
-            if leaf != stored_leaves[i] or _quoted(*row[2:6]):
+                return None
+            if leaf != bytes(row[7]) or _quoted(*row[2:6]):
                 self.classify(_to_row(row))
-                return False
+                return None
             if not self.check_mac(row, leaf):
-                return False
-        return True  # entry by entry, all held (e.g. a chunk written under two key versions)
-
-    def macs_hold(self, start: int, rows: list[tuple[Any, ...]], leaves: list[bytes]) -> bool:
-        """Every MAC of a chunk at once (the usual case: one key version, all intact); False
-        sends the chunk through the entry-by-entry check, which has the last word."""
-        versions = {r[8] for r in rows}
-        if len(versions) != 1 or not self.keys.has(version := versions.pop()):
-            return False
-        return self.keys.mac_key(version).macs(start, leaves) == [bytes(r[9]) for r in rows]
+                return None
+        return summarize(task, leaves)
 
     def check_mac(self, raw: tuple[Any, ...], leaf: bytes) -> bool:
         seq, version = raw[0], raw[8]
@@ -319,56 +319,37 @@ class _Verifier:
             return False
         return True
 
-    def add_chunk(
+    def add_block(
         self,
         frontier: Frontier,
-        leaves: list[bytes],
+        block: Block,
         stored: dict[tuple[int, int], bytes],
         pending: list[_Checkpoint],
     ) -> Frontier:
-        """An aligned chunk: hash it level by level (list comprehensions, not an append per
-        leaf); the compact range at any size inside it is the frontier at the chunk's start
-        followed by one node per set bit of the offset."""
-        start = frontier.size
-        levels = _levels(leaves)
-        for level in range(STORED_NODE_LEVEL, len(levels)):
-            first = start >> level
-            for j, node in enumerate(levels[level]):
-                if not self.check_stored(stored, level, first + j, node):
-                    return frontier
-        while pending and pending[0].head.size <= start + len(leaves):
-            size = pending[0].head.size
-            self.check_roots(_inside(frontier, levels, size - start), pending)
-            if self.report.findings:
-                return frontier
-        if self.snapshot_at is not None and start < self.snapshot_at <= start + len(leaves):
-            self.report.snapshot = _inside(frontier, levels, self.snapshot_at - start)
-        if len(leaves) < _CHUNK:
-            return _inside(frontier, levels, len(leaves))
-        grown = frontier.copy()
-        for level, index, node in grown.append_subtree(_CHUNK_BITS, levels[_CHUNK_BITS][0]):
+        """Join an intact block to the tree: the subtree hashes stored inside it, the heads
+        inside it and at its end, the compact range after it."""
+        for level, index, node in block.nodes:
             if not self.check_stored(stored, level, index, node):
                 return frontier
-        return grown
-
-    def add_leaves(
-        self,
-        frontier: Frontier,
-        leaves: list[bytes],
-        stored: dict[tuple[int, int], bytes],
-        pending: list[_Checkpoint],
-    ) -> Frontier:
-        """Leaf by leaf, up to the next aligned chunk (after a prune at an unaligned seq)."""
-        for leaf in leaves:
-            for level, index, node in frontier.append(leaf):
-                if level >= STORED_NODE_LEVEL and not self.check_stored(stored, level, index, node):
-                    return frontier
-            if frontier.size == self.snapshot_at:
-                self.report.snapshot = frontier.copy()
-            self.check_roots(frontier, pending)
+        end = block.start + block.count
+        while pending and pending[0].head.size < end:
+            self.check_roots(block.frontier_at(frontier, pending[0].head.size), pending)
             if self.report.findings:
                 return frontier
-        return frontier
+        snapshot_at = self.snapshot_at
+        if snapshot_at is not None and block.start < snapshot_at < end:
+            self.report.snapshot = block.frontier_at(frontier, snapshot_at)
+        if block.root is None:
+            grown = block.frontier_at(frontier, end)
+        else:
+            grown = frontier.copy()
+            for level, index, node in grown.append_subtree(block.bits, block.root):
+                if not self.check_stored(stored, level, index, node):
+                    return frontier
+        if snapshot_at == end:
+            self.report.snapshot = grown.copy()
+        self.check_roots(grown, pending)
+        return grown
 
     def check_stored(
         self, stored: dict[tuple[int, int], bytes], level: int, index: int, node: bytes
@@ -459,46 +440,6 @@ def _quoted(event: str, actor: str | None, subject: str | None, ip: str | None) 
     return '"' in f"{event}{actor}{subject}{ip}"
 
 
-def _fetch(conn: sa.Connection, start: int, end: int) -> list[tuple[Any, ...]]:
-    """Entries [start, end) in seq order, as the driver's tuples (not ORM rows: verify reads
-    a million of them)."""
-    cursor = conn.connection.cursor()  # the driver's cursor, in this connection's transaction
-    try:
-        if conn.dialect.name == "postgresql":
-            cursor.execute(_RANGE_PG, {"start": start, "end": end})
-        else:
-            cursor.execute(_RANGE_SQLITE, (start, end))
-        return cast(list[tuple[Any, ...]], cursor.fetchall())
-    finally:
-        cursor.close()
-
-
-def _levels(leaves: list[bytes]) -> list[list[bytes]]:
-    """Every level of complete aligned subtrees over `leaves`: levels[k][j] is the hash of
-    leaves [j * 2**k, (j + 1) * 2**k)."""
-    levels = [leaves]
-    current = leaves
-    sha256 = hashlib.sha256
-    while len(current) > 1:
-        pairs = iter(current)
-        current = [
-            sha256(b"\x01" + left + right).digest()
-            for left, right in zip(pairs, pairs, strict=False)  # an odd last one waits
-        ]
-        levels.append(current)
-    return levels
-
-
-def _inside(frontier: Frontier, levels: list[list[bytes]], offset: int) -> Frontier:
-    """The compact range at frontier.size + offset, for an offset inside an aligned chunk."""
-    local = [
-        levels[k][(offset >> k) - 1]
-        for k in range(offset.bit_length() - 1, -1, -1)
-        if offset >> k & 1
-    ]
-    return Frontier(frontier.size + offset, [*frontier.nodes, *local])
-
-
 def verify(
     engine: sa.Engine,
     keys: AuditKeys,
@@ -506,15 +447,21 @@ def verify(
     against: Path | None = None,
     progress: Callable[[int], None] | None = None,
     snapshot_at: int | None = None,
+    processes: int | None = None,
 ) -> VerifyReport:
     """Check the whole log (and, with `against`, a checkpoint file); never changes anything.
 
     One read transaction (REPEATABLE READ on PostgreSQL), so appends that land meanwhile are
     not half-seen. `progress` is called with the entries checked so far; `snapshot_at` keeps
     the compact range at that size in the report (prune signs it).
+
+    The entries are checked by worker processes forked from this one, one per CPU, when this
+    process runs no other thread and the log is large (see `audit.blocks`); `processes` sets
+    their number instead (1: none), for a caller that knows forking is safe where it runs.
     """
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
-            return _Verifier(conn, keys, against, progress, snapshot_at).run()
+            verifier = _Verifier(engine, conn, keys, against, progress, snapshot_at, processes)
+            return verifier.run()
