@@ -113,8 +113,8 @@ def _execute(conn: sa.Connection, start: int, end: int) -> Any:
     (the driver's tuples, not SQLAlchemy rows: verify reads a million of them)."""
     cursor = conn.connection.cursor()
     try:
-        if conn.dialect.name == "postgresql":
-            cursor.execute(_RANGE_PG, {"start": start, "end": end})
+        if conn.dialect.name == "postgresql":  # binary results: no hex for bytea, no int parsing
+            cursor.execute(_RANGE_PG, {"start": start, "end": end}, binary=True)
         else:
             cursor.execute(_RANGE_SQLITE, (start, end))
     except BaseException:
