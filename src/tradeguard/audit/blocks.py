@@ -111,7 +111,7 @@ def tasks(first: int, limit: int, sizes: Sequence[int]) -> Iterator[Task]:
 def _execute(conn: sa.Connection, start: int, end: int) -> Any:
     """A driver cursor over entries [start, end) in seq order, in this connection's transaction
     (the driver's tuples, not SQLAlchemy rows: verify reads a million of them)."""
-    cursor = conn.connection.cursor()
+    cursor: Any = conn.connection.cursor()  # psycopg's or sqlite3's own
     try:
         if conn.dialect.name == "postgresql":  # binary results: no hex for bytea, no int parsing
             cursor.execute(_RANGE_PG, {"start": start, "end": end}, binary=True)
