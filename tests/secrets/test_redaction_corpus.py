@@ -108,6 +108,13 @@ def test_line_redacts_exactly_as_expected(case: Case) -> None:
     assert result.output == result.expected, f"{case.id}: input was {result.text!r}"
 
 
+def test_redacting_a_redacted_line_changes_nothing() -> None:
+    """Records are not marked as redacted (secrets/redact.py), so a second pass must be a no-op."""
+    for case in CASES:
+        output = run(case.index).output
+        assert redact_text(output) == output, case.id
+
+
 @dataclass
 class Score:
     tp: int = 0

@@ -11,11 +11,9 @@ that is already a marker):
 10. BIP39 mnemonics that pass the checksum; 11. values of credential-named fields in query
 strings, JSON, dict reprs and headers.
 
-Speed matters because every log line passes here, and almost no line holds a secret. Python's
-`re` is slow at large alternations, so no rule's regex runs unless a C-speed guard says it could
-match: a substring test on the lower-cased line, or a substring test on a class map of the line
-(`bytes.translate`: "64 hex digits in a row", "8 digits and a colon", "47 characters of lowercase
-words"). See bench/redaction.py for what this buys.
+Speed matters because every log line passes here, and almost no line holds a secret. No rule's
+regex runs unless its guard (`guards`: a trigger word in the lower-cased line, or a run of
+hex digits or lowercase words) says it could match. See bench/redaction.py for what this buys.
 """
 
 from __future__ import annotations
@@ -23,9 +21,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 
-from tradeguard.secrets import bip39
+from tradeguard.secrets import bip39, guards
 from tradeguard.secrets._registry import live_values
+from tradeguard.secrets.guards import rules_ascii, rules_py
 
 __all__ = ["MARKER_PREFIX", "marker", "redact_text"]
 
@@ -126,11 +126,11 @@ def _label_before(text: str, at: int) -> str:
 def _hex_key_spans(text: str, hexes: bytes) -> list[tuple[int, int]]:
     """Spans of exactly-64-hex-digit tokens (with any `0x`) that follow a key-ish label.
 
-    `hexes` marks each hex digit of `text` with `x` (see _HEX_COLON_MAP), so runs are found by
+    `hexes` marks each hex digit of `text` with `x` (see guards.HEX_COLON_MAP), so runs are found by
     `bytes.find` instead of a regex stepping through every position.
     """
     spans = []
-    at = hexes.find(_HEX_RUN)
+    at = hexes.find(guards.HEX_RUN)
     while at != -1:
         tail = hexes[at : at + 65]
         length = len(tail) - len(tail.lstrip(b"x"))
@@ -143,7 +143,7 @@ def _hex_key_spans(text: str, hexes: bytes) -> list[tuple[int, int]]:
                 spans.append((start, end))
         if length > 64:  # a longer run (a signature, a hash chain): skip all of it
             end = at + len(hexes[at:]) - len(hexes[at:].lstrip(b"x"))
-        at = hexes.find(_HEX_RUN, end)
+        at = hexes.find(guards.HEX_RUN, end)
     return spans
 
 
@@ -157,7 +157,7 @@ def _replace_spans(text: str, spans: list[tuple[int, int]], kind: str) -> str:
 
 def _hex_keys(text: str) -> str:
     # The map is rebuilt because earlier rules may have replaced text and moved positions.
-    hexes = text.encode("ascii", "replace").translate(_HEX_COLON_MAP)
+    hexes = text.encode("ascii", "replace").translate(guards.HEX_COLON_MAP)
     return _replace_spans(text, _hex_key_spans(text, hexes), "hex_key")
 
 
@@ -206,15 +206,15 @@ def _mnemonics_in(segment: str) -> str:
 def _mnemonics(text: str) -> str:
     """Mnemonics are 12+ lowercase list words: only stretches of [a-z ] long enough to hold one
     (found with `bytes.find` on a class map) are split into words and checked."""
-    letters = text.encode("ascii", "replace").translate(_WORDS_MAP)
+    letters = text.encode("ascii", "replace").translate(guards.WORDS_MAP)
     spans = []
-    at = letters.find(_WORD_RUN_MIN)
+    at = letters.find(guards.WORD_RUN_MIN)
     while at != -1:
         start = letters.rfind(b"\0", 0, at) + 1
         end = letters.find(b"\0", at)
         end = len(letters) if end == -1 else end
         spans.append((start, end))
-        at = letters.find(_WORD_RUN_MIN, end)
+        at = letters.find(guards.WORD_RUN_MIN, end)
     out, done = [], 0
     for start, end in spans:
         out += [text[done:start], _mnemonics_in(text[start:end])]
@@ -224,11 +224,6 @@ def _mnemonics(text: str) -> str:
 
 # -- 11. credential-named fields ---------------------------------------------------------------
 
-# Words whose every occurrence is examined as a possible field name. `pass` and `sign` are wider
-# than what counts (`passed`, `signal`); _is_credential_name decides on the whole name.
-# _may_hold_field below is the same list as a fast guard; tests keep the two in step.
-_FIELD_WORDS = ("key", "secret", "token", "pass", "pwd", "sign", "credential", "auth", "cookie",
-                "mnemonic", "ticket")  # fmt: skip
 _SENSITIVE_NAME = re.compile(
     r"key|secret|token|passw|passphrase|pwd|signature|credential|auth|cookie|mnemonic|ticket"
 )
@@ -293,7 +288,7 @@ def _lower_same_length(text: str) -> str:
 
 def _word_hits(lowered: str) -> list[tuple[int, int]]:
     hits = []
-    for word in _FIELD_WORDS:
+    for word in guards.FIELD_WORDS:
         at = lowered.find(word)
         while at != -1:
             hits.append((at, at + len(word)))
@@ -336,50 +331,23 @@ def _fields(text: str) -> str:
     return "".join(out)
 
 
+# The rules in the order the module docstring gives, each with the guard bit that admits it.
+_RULES: tuple[tuple[int, Callable[[str], str]], ...] = (
+    (guards.PEM, _pem),
+    (guards.BEARER, _bearer),
+    (guards.BASIC, _basic),
+    (guards.JWT, _jwt),
+    (guards.URL_PASSWORD, _url_password),
+    (guards.SLACK, _slack),
+    (guards.AWS, _aws),
+    (guards.TELEGRAM, _telegram),
+    (guards.HEX_KEY, _hex_keys),
+    (guards.MNEMONIC, _mnemonics),
+    (guards.FIELD, _fields),
+)
+
+
 # -- the pipeline ------------------------------------------------------------------------------
-
-
-def _class_map(*groups: tuple[bytes, bytes]) -> bytes:
-    """A bytes.translate table sending each listed byte to its class letter, the rest to NUL."""
-    table = bytearray(256)
-    for members, letter in groups:
-        for byte in members:
-            table[byte] = letter[0]
-    return bytes(table)
-
-
-# Hex digits and the colon, for two guards on one translation: "64 hex digits in a row" (hex
-# keys) and "8 digits and a colon" (Telegram tokens; letters a-f pass too, the regex decides).
-_HEX_COLON_MAP = _class_map((b"0123456789abcdefABCDEF", b"x"), (b":", b":"))
-_HEX_RUN_SHORT = b"x" * 16  # searching a short needle first is several times cheaper
-_HEX_RUN = b"x" * 64
-_TELEGRAM_HEAD = b"x" * 8 + b":"
-_TELEGRAM_MIN_LEN = 8 + 1 + 35  # the shortest token; a 64-hex key is longer still
-# Lowercase letters and the space: a mnemonic is at least twelve 3-letter words and 11 spaces.
-_WORDS_MAP = _class_map((b"abcdefghijklmnopqrstuvwxyz ", b"a"))
-_WORD_RUN_MIN = b"a" * (12 * 3 + 11)
-
-
-# `sign` alone or `signature`, not `signal`, `signed`, `design` (trading logs say "signal" a lot).
-_SIGN_WORD = re.compile(r"(?<![a-z])sign(?:ature)?(?![a-z])")
-
-
-def _may_hold_field(low: str) -> bool:
-    # An `or` chain of `in` tests: several times faster than any() over a tuple.
-    return (
-        "key" in low
-        or "secret" in low
-        or "token" in low
-        or "passw" in low
-        or "passphrase" in low
-        or "auth" in low
-        or "pwd" in low
-        or "cookie" in low
-        or "credential" in low
-        or "mnemonic" in low
-        or "ticket" in low
-        or ("sign" in low and _SIGN_WORD.search(low) is not None)
-    )
 
 
 def redact_text(text: str) -> str:
@@ -387,30 +355,12 @@ def redact_text(text: str) -> str:
     for form, kind in live_values.snapshot:
         if form in text:
             text = text.replace(form, marker(kind))
-    low = text.lower()
-    raw = text.encode("ascii", "replace")  # one byte per character, for the class maps
-    if "-----begin" in low:
-        text = _pem(text)
-    if "bearer" in low:
-        text = _bearer(text)
-    if "basic" in low:
-        text = _basic(text)
-    if "eyj" in low:
-        text = _jwt(text)
-    if "://" in low and "@" in low:
-        text = _url_password(text)
-    if "xox" in low or "xapp-" in low or "hooks.slack" in low:
-        text = _slack(text)
-    if "AKIA" in text or "ASIA" in text:
-        text = _aws(text)
-    if len(raw) >= _TELEGRAM_MIN_LEN:
-        hexes = raw.translate(_HEX_COLON_MAP)
-        if _TELEGRAM_HEAD in hexes:
-            text = _telegram(text)
-        if _HEX_RUN_SHORT in hexes and _HEX_RUN in hexes:
-            text = _hex_keys(text)
-    if text.count(" ") >= 11 and _WORD_RUN_MIN in raw.translate(_WORDS_MAP):
-        text = _mnemonics(text)
-    if _may_hold_field(low):
-        text = _fields(text)
+    # Guards are read once, before any rule runs: a rule only ever replaces text with a marker,
+    # which can hide a later rule's trigger but never create one that matters.
+    found = rules_ascii(text) if text.isascii() else rules_py(text)
+    if not found:
+        return text
+    for bit, rule in _RULES:
+        if found & bit:
+            text = rule(text)
     return text

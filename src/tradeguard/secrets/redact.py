@@ -39,10 +39,9 @@ __all__ = [
     "unregister",
 ]
 
-_DONE = "_tradeguard_redacted"
 _BASE_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
 _BASE_ATTR_COUNT = len(_BASE_ATTRS)
-_STANDARD_ATTRS = _BASE_ATTRS | {"message", "asctime", _DONE}
+_STANDARD_ATTRS = _BASE_ATTRS | {"message", "asctime"}
 _WITHHELD = (
     f"{marker('unredactable')} a log message could not be redacted and was withheld; "
     "please report this with the logger name"
@@ -84,10 +83,13 @@ def _redact_extra(value: Any) -> Any:
 
 
 def redact_record(record: logging.LogRecord) -> None:
-    """Redact `record` in place, once. Never raises."""
-    state = record.__dict__
-    if _DONE in state:
-        return
+    """Redact `record` in place. Never raises.
+
+    Redacting a redacted record changes nothing (tests/secrets/test_redact.py), so a record that
+    meets two redactors (a RedactingFilter in a process that also ran install(), a record handled
+    again off a queue) is not marked as done: a new attribute on every LogRecord would cost more
+    than redacting most lines.
+    """
     try:
         try:
             message = str(record.msg)  # exactly what LogRecord.getMessage() does
@@ -105,13 +107,13 @@ def redact_record(record: logging.LogRecord) -> None:
         record.exc_info = None
         if record.stack_info:
             record.stack_info = redact_text(record.stack_info)
+        state = record.__dict__
         if len(state) > _BASE_ATTR_COUNT:  # `extra=` fields were attached
             for name in state.keys() - _STANDARD_ATTRS:
                 state[name] = _redact_field(name, state[name])
     except Exception:  # noqa: BLE001 - the hook never raises; it withholds instead
         record.msg, record.args = _WITHHELD, None
         record.exc_info = record.exc_text = record.stack_info = None
-    state[_DONE] = True
 
 
 class RedactingFilter(logging.Filter):
