@@ -6,6 +6,7 @@ safe. (The tamper suite runs every attack through worker processes too.)"""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
@@ -121,12 +122,16 @@ def test_workers_read_what_the_verifiers_transaction_sees(audit_store: AuditStor
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             assert conn.exec_driver_sql("SELECT count(*) FROM audit_log").scalar_one() == 20
-            with BlockChecker(engine, conn, audit_store.keys, processes=2) as checker:
-                fill(audit_store, 5, head_every=100)  # committed before any worker reads
-                # On SQLite the limit is what keeps a worker's view to the verifier's: give
-                # PostgreSQL none, so only the imported snapshot can.
-                limit = 20 if conn.dialect.name == "sqlite" else 1 << 40
-                [(_, block)] = list(checker.checked(iter([Task(0, 5, limit, ())])))
+            # On SQLite the limit is what keeps a worker's view to the verifier's: give
+            # PostgreSQL none, so only the imported snapshot can.
+            limit = 20 if conn.dialect.name == "sqlite" else 1 << 40
+
+            def appended_first() -> Iterator[Task]:
+                fill(audit_store, 5, head_every=100)  # committed before a worker exists
+                yield Task(0, 5, limit, ())
+
+            with BlockChecker(engine, conn, audit_store.keys, 2, appended_first()) as checker:
+                [(_, block)] = list(checker.checked())
     assert block is not None
     assert block.count == 20
 
@@ -165,6 +170,6 @@ def test_a_worker_that_cannot_connect_fails_verify_with_the_reason(
             raise OSError("no more connections for you")
 
         monkeypatch.setattr(engine, "connect", refuse)  # in the workers, forked from here
-        checker = BlockChecker(engine, conn, audit_store.keys, processes=2)
+        checker = BlockChecker(engine, conn, audit_store.keys, 2, iter([Task(0, 5, 10, ())]))
         with checker, pytest.raises(StorageError, match="OSError: no more connections for you"):
-            list(checker.checked(iter([Task(0, 5, 10, ())])))
+            list(checker.checked())

@@ -280,15 +280,23 @@ def processes_for(engine: sa.Engine, wanted: int | None, entries: int) -> int:
 
 
 class BlockChecker:
-    """Checks tasks in order: in this process on verify's own connection, or handed out to
-    worker processes a few blocks ahead of the one verify is joining to the tree."""
+    """Checks `todo` in order: in this process on verify's own connection as they are asked
+    for, or in worker processes, which start on the first blocks at once and are kept a few
+    blocks ahead of the one verify is joining to the tree."""
 
     def __init__(
-        self, engine: sa.Engine, conn: sa.Connection, keys: AuditKeys, processes: int
+        self,
+        engine: sa.Engine,
+        conn: sa.Connection,
+        keys: AuditKeys,
+        processes: int,
+        todo: Iterator[Task],
     ) -> None:
         self.conn = conn
         self.keys = keys
         self.processes = processes
+        self._todo = todo
+        self._waiting: deque[tuple[Task, Future[Block | None]]] = deque()
         self._pool: ProcessPoolExecutor | None = None
         if processes > 1:
             snapshot = None
@@ -302,21 +310,27 @@ class BlockChecker:
                 initializer=_start_worker,
                 initargs=(engine, keys, snapshot),
             )
+            self._hand_out()
 
-    def checked(self, todo: Iterator[Task]) -> Iterator[tuple[Task, Block | None]]:
+    def _hand_out(self) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        while len(self._waiting) < _IN_FLIGHT_PER_PROCESS * self.processes:
+            task = next(self._todo, None)
+            if task is None:
+                return
+            self._waiting.append((task, pool.submit(_check_in_worker, task)))
+
+    def checked(self) -> Iterator[tuple[Task, Block | None]]:
         """Each task with its block (None: not intact), in the tasks' order."""
         if self._pool is None:
-            for task in todo:
+            for task in self._todo:
                 yield task, check(self.conn, self.keys, task)
             return
-        waiting: deque[tuple[Task, Future[Block | None]]] = deque()
-        for task in todo:
-            waiting.append((task, self._pool.submit(_check_in_worker, task)))
-            if len(waiting) >= _IN_FLIGHT_PER_PROCESS * self.processes:
-                task, result = waiting.popleft()
-                yield task, result.result()
-        while waiting:
-            task, result = waiting.popleft()
+        while self._waiting:
+            task, result = self._waiting.popleft()
+            self._hand_out()
             yield task, result.result()
 
     def __enter__(self) -> BlockChecker:

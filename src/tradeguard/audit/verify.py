@@ -162,7 +162,10 @@ class _Verifier:
         self.report.first_seq = latest.first_seq
         return latest.frontier()
 
-    def load_heads(self) -> None:
+    def read_heads(self) -> list[_Checkpoint]:
+        """Every signed head in the database and, with `against`, the checkpoint file: not yet
+        checked (`check_head`)."""
+        found = []
         for row in self.conn.execute(
             sa.select(tables.tree_heads).order_by(tables.tree_heads.c.size)
         ):
@@ -174,13 +177,13 @@ class _Verifier:
                 row.key_version,
                 bytes(row.signature),
             )
-            self.check_head(_Checkpoint("the database", head))
+            found.append(_Checkpoint("the database", head))
             self.report.heads += 1
         if self.against is not None:
             for number, head in read_checkpoints(self.against):
-                self.check_head(_Checkpoint(f"{self.against} line {number}", head, True))
+                found.append(_Checkpoint(f"{self.against} line {number}", head, True))
                 self.report.checkpoints += 1
-        self.heads.sort(key=lambda c: c.head.size)
+        return found
 
     def check_head(self, checkpoint: _Checkpoint) -> None:
         head = checkpoint.head
@@ -210,16 +213,31 @@ class _Verifier:
 
     def run(self) -> VerifyReport:
         frontier = self.start()
-        self.load_heads()
+        heads = self.read_heads()
         stored = {
             (r.level, r.idx): bytes(r.hash) for r in self.conn.execute(sa.select(tables.nodes))
         }
-        if self.snapshot_at == frontier.size:
-            self.report.snapshot = frontier.copy()
-        pending = [c for c in self.heads if c.head.size >= frontier.size]
-        self.check_roots(frontier, pending)  # a head exactly at the prune boundary
+        last = self.conn.execute(sa.select(sa.func.max(tables.entries.c.seq))).scalar_one()
+        limit = frontier.size if last is None else max(frontier.size, last + 1)
+        sizes = {c.head.size for c in heads}  # the compact ranges the heads need
+        if self.snapshot_at is not None:
+            sizes.add(self.snapshot_at)
+        todo = tasks(frontier.size, limit, sorted(sizes))
+        processes = 1
         if not self.report.findings:
-            frontier = self.scan(frontier, stored, pending)
+            processes = processes_for(self.engine, self.processes, limit - frontier.size)
+        with BlockChecker(self.engine, self.conn, self.keys, processes, todo) as checker:
+            # Worker processes start on the first blocks while the signatures are checked here.
+            self.report.processes = processes
+            for checkpoint in heads:
+                self.check_head(checkpoint)
+            self.heads.sort(key=lambda c: c.head.size)
+            if self.snapshot_at == frontier.size:
+                self.report.snapshot = frontier.copy()
+            pending = [c for c in self.heads if c.head.size >= frontier.size]
+            self.check_roots(frontier, pending)  # a head exactly at the prune boundary
+            if not self.report.findings:
+                frontier = self.scan(frontier, stored, pending, checker)
         self.report.size = frontier.size
         self.report.root = frontier.root()
         if not self.report.findings:
@@ -249,34 +267,29 @@ class _Verifier:
         return max(self.matched, self.report.first_seq)
 
     def scan(
-        self, frontier: Frontier, stored: dict[tuple[int, int], bytes], pending: list[_Checkpoint]
+        self,
+        frontier: Frontier,
+        stored: dict[tuple[int, int], bytes],
+        pending: list[_Checkpoint],
+        checker: BlockChecker,
     ) -> Frontier:
-        """Check every entry from the frontier's size on, a block at a time; the final frontier.
+        """Join the checked blocks to the tree in order; the final frontier.
 
         Per entry: its leaf as stored, and its MAC (which names a changed, moved or forged entry
         exactly); per block: the subtree hashes stored for proofs; per head: the root.
         """
-        last = self.conn.execute(sa.select(sa.func.max(tables.entries.c.seq))).scalar_one()
-        limit = frontier.size if last is None else max(frontier.size, last + 1)
-        sizes = {c.head.size for c in pending}
-        if self.snapshot_at is not None:
-            sizes.add(self.snapshot_at)
-        todo = tasks(frontier.size, limit, sorted(sizes))
-        processes = processes_for(self.engine, self.processes, limit - frontier.size)
-        with BlockChecker(self.engine, self.conn, self.keys, processes) as checker:
-            self.report.processes = processes
-            for task, checked in checker.checked(todo):
-                block = checked or self.check_closely(task)
-                if block is None:
-                    return frontier
-                frontier = self.add_block(frontier, block, stored, pending)
-                if self.report.findings:
-                    return frontier
-                if self.progress is not None:
-                    self.progress(frontier.size)
-                if block.root is None:  # the log ends inside this block
-                    self.check_no_rows_after(frontier.size)
-                    return frontier
+        for task, checked in checker.checked():
+            block = checked or self.check_closely(task)
+            if block is None:
+                return frontier
+            frontier = self.add_block(frontier, block, stored, pending)
+            if self.report.findings:
+                return frontier
+            if self.progress is not None:
+                self.progress(frontier.size)
+            if block.root is None:  # the log ends inside this block
+                self.check_no_rows_after(frontier.size)
+                return frontier
         return frontier
 
     def check_no_rows_after(self, size: int) -> None:
