@@ -56,6 +56,7 @@ _RANGE_SQLITE = _RANGE.format("?", "?")
 _RANGE_PG = _RANGE.format("%(start)s", "%(end)s")
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")
 _AUTO_MIN_BLOCKS = 4  # below this, forking costs more than it saves
+_AUTO_MAX_PROCESSES = 8  # each holds a database connection; more buy little
 _IN_FLIGHT_PER_PROCESS = 4  # blocks handed out ahead of the one verify waits for
 
 
@@ -268,15 +269,17 @@ def _reopenable(engine: sa.Engine) -> bool:
 
 def processes_for(engine: sa.Engine, wanted: int | None, entries: int) -> int:
     """How many worker processes check `entries` entries: `wanted` if given, else one per CPU
-    this process may use when the caller is single-threaded and the log is large enough to pay
-    for them; 1 (this process alone) where forking cannot work."""
+    this process may use (at most 8, and at most one per block) when the caller is
+    single-threaded and the log is large enough to pay for them; 1 (this process alone) where
+    forking cannot work."""
     if "fork" not in multiprocessing.get_all_start_methods() or not _reopenable(engine):
         return 1
     if wanted is not None:
         return max(1, wanted)
     if threading.active_count() > 1 or entries < _AUTO_MIN_BLOCKS << BLOCK_BITS:
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return min(cpus, _AUTO_MAX_PROCESSES, entries >> BLOCK_BITS)
 
 
 class BlockChecker:
