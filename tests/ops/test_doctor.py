@@ -29,6 +29,7 @@ def test_a_fresh_host_passes_with_warnings_and_doctor_creates_nothing(
     assert rows["data directory"][0] == "warn"
     assert rows["database schema"] == ("warn", "no database yet; run: tradeguard db upgrade")
     assert rows["settings"][0] == "pass"
+    assert rows["log redaction"] == ("pass", "guard phase in C (secrets/_guard.c)")
     assert not data.exists()
 
 

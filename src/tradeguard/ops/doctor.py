@@ -29,7 +29,7 @@ from tradeguard.core.errors import TradeguardError
 from tradeguard.core.permissions import exposure_problem
 from tradeguard.crypto.keyring_file import KeyringVariables, describe_source, load_keyring
 from tradeguard.ops.serving import check_setup, tls_options
-from tradeguard.secrets import Secret
+from tradeguard.secrets import Secret, guards
 from tradeguard.secrets.files import read_secret_file
 from tradeguard.store import DatabaseTarget, create_engine, schema_status
 from tradeguard.store.engine import check_sqlite_files
@@ -291,6 +291,17 @@ def _memory_lock() -> Check:
     return Check("memory locking", "pass", f"RLIMIT_MEMLOCK {shown}: unlocked keys stay in RAM")
 
 
+def _redaction_guard() -> Check:
+    if guards.ACCELERATED:
+        return Check("log redaction", "pass", "guard phase in C (secrets/_guard.c)")
+    return Check(
+        "log redaction",
+        "warn",
+        "the C guard was not built (no compiler at install): every log line is still redacted, "
+        "at about twice the cost; install gcc and the Python headers, then reinstall tradeguard",
+    )
+
+
 def _api(settings: Settings) -> Iterator[Check]:
     """What `tradeguard serve` would refuse, and account settings worth a second look."""
     try:
@@ -343,4 +354,5 @@ def run_checks(
     checks.extend(_audit_key(settings))
     checks.extend(_api(settings))
     checks.append(_memory_lock())
+    checks.append(_redaction_guard())
     return checks
