@@ -173,6 +173,28 @@ def test_garbage_details_is_modified(audit_store: AuditStore) -> None:
     assert first(verify(audit_store.engine, audit_store.keys)) == ("modified", 13)
 
 
+@pytest.mark.parametrize("column", ["event", "actor", "subject", "ip", "details"])
+@pytest.mark.parametrize("processes", [1, 2])
+def test_text_that_is_not_utf8_is_modified(
+    audit_store: AuditStore, column: str, processes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite keeps any bytes in a text column, and its driver refuses to read them back as
+    text: verify names the entry instead of failing with the driver's decode error (and so
+    does an entry next to it, which classifying the damage reads). PostgreSQL refuses such
+    text on the way in."""
+    if audit_store.target.backend != "sqlite":
+        pytest.skip("PostgreSQL stores only valid UTF-8")
+    fill(audit_store, 25)
+    monkeypatch.setattr(blocks, "BLOCK_BITS", 3)
+    with audit_store.engine.begin() as conn:
+        unlock(conn)
+        conn.exec_driver_sql(
+            f"UPDATE audit_log SET {column} = CAST(x'7b22ff22c37d' AS TEXT) WHERE seq IN (13, 14)"  # noqa: S608
+        )
+    report = verify(audit_store.engine, audit_store.keys, processes=processes)
+    assert first(report) == ("modified", 13), report.findings[0].message
+
+
 def test_entry_appended_after_the_last_head_is_checked_by_its_mac(audit_store: AuditStore) -> None:
     fill(audit_store, 12)
     log = audit_store.log(head_every=1000)

@@ -27,6 +27,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import sqlite3
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -124,13 +125,28 @@ def _execute(conn: sa.Connection, start: int, end: int) -> Any:
     return cursor
 
 
+def _lenient(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def fetch_rows(conn: sa.Connection, start: int, end: int) -> list[tuple[Any, ...]]:
-    """Entries [start, end) in seq order, as the driver's tuples."""
-    cursor = _execute(conn, start, end)
+    """Entries [start, end) in seq order, as the driver's tuples. SQLite keeps any bytes in a
+    text column: those that are not UTF-8 come back as lone surrogates (surrogateescape, which
+    `leaf_data` encodes back to the same bytes) instead of failing the read, so a row filled
+    with them is named like any other damage."""
+    driver: Any = conn.connection.driver_connection
+    lenient = conn.dialect.name == "sqlite"
+    if lenient:
+        previous, driver.text_factory = driver.text_factory, _lenient
     try:
-        return cast(list[tuple[Any, ...]], cursor.fetchall())
+        cursor = _execute(conn, start, end)
+        try:
+            return cast(list[tuple[Any, ...]], cursor.fetchall())
+        finally:
+            cursor.close()
     finally:
-        cursor.close()
+        if lenient:
+            driver.text_factory = previous
 
 
 def _any_quoted(*columns: tuple[Any, ...]) -> bool:
@@ -217,6 +233,8 @@ def check(conn: sa.Connection, keys: AuditKeys, task: Task) -> Block | None:
     cursor = _execute(conn, task.start, min(task.start + (1 << task.bits), task.limit))
     try:
         leaves = _intact_leaves(cursor, keys, task.start)
+    except sqlite3.OperationalError:  # text that is not UTF-8: `fetch_rows` reads it
+        leaves = None  # (any other read error meets verify again there)
     finally:
         cursor.close()
     return None if leaves is None else summarize(task, leaves)

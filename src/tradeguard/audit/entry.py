@@ -105,14 +105,16 @@ def leaf_data(
 ) -> bytes:
     """The canonical JSON of an entry: the bytes its Merkle leaf commits to."""
     # Only `details` may need escaping, and it is stored already canonical; the other strings
-    # have shapes (checked on append) that JSON writes verbatim between quotes.
+    # have shapes (checked on append) that JSON writes verbatim between quotes. Append refuses
+    # text that is not valid Unicode; surrogateescape only gives back the bytes of a stored row
+    # that is not UTF-8 (SQLite keeps any), so verify hashes what is there.
     a = "null" if actor is None else f'"{actor}"'
     s = "null" if subject is None else f'"{subject}"'
     i = "null" if ip is None else f'"{ip}"'
     return (
         f'{{"actor":{a},"details":{details},"event":"{event}","ip":{i},'
         f'"seq":{seq},"subject":{s},"ts":{ts}}}'
-    ).encode()
+    ).encode("utf-8", "surrogateescape")
 
 
 def to_micros(moment: datetime) -> int:

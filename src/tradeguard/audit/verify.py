@@ -108,8 +108,8 @@ class _Checkpoint:
 
 
 def _row(conn: sa.Connection, seq: int) -> _Row | None:
-    found = conn.execute(sa.select(tables.entries).where(tables.entries.c.seq == seq)).first()
-    return None if found is None else _to_row(found)
+    found = fetch_rows(conn, seq, seq + 1)
+    return _to_row(found[0]) if found else None
 
 
 def _to_row(raw: Sequence[Any]) -> _Row:
