@@ -12,6 +12,8 @@ of tests/data/redaction/corpus.jsonl, filled with freshly generated secrets):
   hard negatives (hashes, ids, tx hashes, public keys, prose); the targets apply to this one;
 - adversarial: 98% hard negatives, the worst case, reported beside it.
 
+`--python-guard` measures the redactor as it runs where the C guard was not built.
+
 Targets (issue 2): redactor throughput >= 5x the naive baseline, and the redactor adds <= 30%
 to the cost of plain logging. Prints one JSON object.
 """
@@ -33,10 +35,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+if "--python-guard" in sys.argv:  # before tradeguard is imported: as on a host with no compiler
+    sys.modules["tradeguard.secrets._guard"] = None  # type: ignore[assignment]
+
 from tests.fakes import Fakes, fill  # noqa: E402 - after the path is set
 
 from _report import emit  # noqa: E402 - bench/ is on sys.path: the scripts run from there
-from tradeguard.secrets import redact  # noqa: E402
+from tradeguard.secrets import guards, redact  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "redaction" / "corpus.jsonl"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -213,6 +218,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000, help="lines per pipeline")
     parser.add_argument("--pool", type=int, default=10_000, help="distinct lines, cycled")
     parser.add_argument("--secret-fraction", type=float, default=0.02)
+    parser.add_argument(
+        "--python-guard", action="store_true", help="without the C guard (a host with no compiler)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,6 +230,7 @@ def main() -> None:
     result = {
         "benchmark": "redaction",
         "pipeline": "logger -> Formatter(asctime levelname name message) -> FileHandler",
+        "guard": "c" if guards.ACCELERATED else "python",
         "clock": "process CPU time (user+system), pipelines interleaved in rounds",
         "representative": representative,
         "adversarial": adversarial,

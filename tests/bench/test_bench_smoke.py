@@ -17,15 +17,13 @@ import pytest
 ROOT = Path(__file__).parents[2]
 
 
-def test_redaction_bench_reports_all_pipelines_and_no_leaks() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "redaction.py"), "--lines", "2000", "--pool", "1000"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
+@pytest.mark.parametrize("guard", ["c", "python"])
+def test_redaction_bench_reports_all_pipelines_and_no_leaks(guard: str) -> None:
+    argv = [sys.executable, str(ROOT / "bench" / "redaction.py"), "--lines", "2000"]
+    argv += ["--pool", "1000", *(["--python-guard"] if guard == "python" else [])]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300)
     result = json.loads(done.stdout)
+    assert result["guard"] == guard
     for stream in ("representative", "adversarial"):
         figures = result[stream]
         for key in ("plain_lines_per_s", "filter_lines_per_s", "naive_lines_per_s"):

@@ -298,7 +298,8 @@ def _redaction_guard() -> Check:
         "log redaction",
         "warn",
         "the C guard was not built (no compiler at install): every log line is still redacted, "
-        "at about twice the cost; install gcc and the Python headers, then reinstall tradeguard",
+        "but redaction costs about twice as much per line; install gcc and the Python headers, "
+        "then reinstall tradeguard",
     )
 
 
