@@ -17,8 +17,8 @@ block numbers go out and hashes come back. Each opens its own connection. On Pos
 inside the verifier's snapshot (`pg_export_snapshot`); SQLite has no shared snapshots, so its
 workers read no seq at or past the end the verifier's transaction saw, and rows below it are
 append-only (the triggers). Forking is safe only where no other thread may hold a lock the child
-needs, so by default processes are used only by a single-threaded caller (the CLI, a benchmark),
-never inside the server.
+needs, so by default processes are used only by a caller that runs no other thread: never inside
+the server (nor under `tradeguard audit verify`'s progress bar, which has a thread of its own).
 """
 
 from __future__ import annotations
@@ -242,8 +242,11 @@ def check(conn: sa.Connection, keys: AuditKeys, task: Task) -> Block | None:
 
 # -- worker processes --------------------------------------------------------------------------
 
-# In a worker process: its connection and keys, or why it could not open them.
+# In a worker process: its connection and keys, or why it could not open them; and the
+# parent's connection pool, kept so that its connections are never closed here (SQLite must not
+# close a connection opened before the fork; psycopg already leaves them alone).
 _worker: tuple[sa.Connection, AuditKeys] | str | None = None
+_inherited: list[object] = []
 
 
 def _start_worker(engine: sa.Engine, keys: AuditKeys, snapshot: str | None) -> None:
@@ -251,7 +254,8 @@ def _start_worker(engine: sa.Engine, keys: AuditKeys, snapshot: str | None) -> N
     for the first task to raise (with a message verify can pass on), not raised here."""
     global _worker
     try:
-        engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+        _inherited.append(engine.pool)
+        engine.dispose(close=False)  # a pool of the worker's own
         conn = engine.connect()
         if snapshot is not None:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
