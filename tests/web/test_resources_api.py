@@ -291,6 +291,22 @@ def test_credential_add_needs_a_step_up_and_a_trade_only_key(binance: Any) -> No
     assert event.ip == "127.0.0.1"
 
 
+def test_a_credential_a_bot_trades_with_is_not_removed(api: Api) -> None:
+    alice = person(api)
+    body = {"name": "paper-live", "venue": "paper", "fields": {}}
+    c = api.client
+    added = c.post("/api/credentials", json={**body, **alice.password}, headers=alice.headers)
+    assert added.status_code == 201, added.text
+    _, bot = add_bot(api, alice, connection="paper-live")
+    cred = added.json()["credential"]["id"]
+    refused = c.request("DELETE", f"/api/credentials/{cred}", json=alice.password,
+                        headers=alice.headers)  # fmt: skip
+    assert refused.status_code == 409
+    assert f"bot {bot} trades with credential paper-live" in refused.text
+    assert len(c.get("/api/credentials", headers=alice.headers).json()) == 1
+    assert audited(api, EventName.VAULT_CREDENTIAL_REMOVED) == []
+
+
 def test_with_a_second_factor_the_step_up_is_a_fresh_code(api: Api) -> None:
     alice = person(api, totp=True)
     body = {"name": "paper-main", "venue": "paper", "fields": {}}

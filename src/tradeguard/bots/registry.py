@@ -26,7 +26,7 @@ from tradeguard.bots import packages, venvs
 from tradeguard.bots.manifest import Manifest, check_bot_name, load_manifest, parse_manifest
 from tradeguard.config import Settings
 from tradeguard.core.clock import Clock, SystemClock
-from tradeguard.core.errors import ConfigError
+from tradeguard.core.errors import ConfigError, Conflict
 from tradeguard.core.events import DomainEvent, EventName, EventSink
 from tradeguard.core.permissions import create_private_dir
 from tradeguard.store.engine import for_writing
@@ -36,6 +36,7 @@ __all__ = [
     "BotInfo",
     "BotPaths",
     "UnknownBot",
+    "check_credential_unused",
     "create_bot",
     "find_bot",
     "list_bots",
@@ -130,6 +131,23 @@ def list_bots(db: sa.Engine, user: str | None = None) -> list[BotInfo]:
         query = query.where(_BOTS.c.user_name == user)
     with db.connect() as conn:
         return [_info(r) for r in conn.execute(query)]
+
+
+def check_credential_unused(db: sa.Engine, user: str, credential: str) -> None:
+    """Refuse (`Conflict`) while one of `user`'s bots trades with the credential named
+    `credential`: removing it would leave the bot with no key. The API and the CLI both ask."""
+    query = (
+        sa.select(_BOTS.c.name)
+        .where(_BOTS.c.user_name == user, _BOTS.c.connection == credential)
+        .order_by(_BOTS.c.name)
+    )
+    with db.connect() as conn:
+        bot = conn.execute(query).scalar()
+    if bot is not None:
+        raise Conflict(
+            f"bot {bot} trades with credential {credential}; remove the bot or give it another "
+            "connection first"
+        )
 
 
 def owned_bot(db: sa.Engine, bot_id: str, user: str) -> BotInfo:

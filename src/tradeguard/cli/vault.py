@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
+from tradeguard.bots.registry import check_credential_unused
 from tradeguard.cli.console import out
 from tradeguard.cli.open_vault import opened_vault
 from tradeguard.cli.prompts import ask_new_password, ask_password, entered_fields
@@ -194,9 +195,10 @@ def remove(
     user: Annotated[str | None, typer.Option("--user")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete a credential (revoke the key at the venue too)."""
+    """Delete a credential (revoke the key at the venue too). Refused while a bot trades with it."""
     with opened_vault() as vault:
         info = vault.credential(credential, user)
+        check_credential_unused(vault.engine, info.user_name, info.name)
         if not yes and not typer.confirm(f"Remove {_describe(info)}?"):
             raise typer.Exit(1)
         vault.remove_credential(info.id)

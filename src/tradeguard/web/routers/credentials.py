@@ -18,7 +18,7 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field, SecretStr, StringConstraints
 
 from tradeguard.auth.service import Principal
-from tradeguard.bots.registry import list_bots
+from tradeguard.bots.registry import check_credential_unused
 from tradeguard.core.errors import Conflict, NotFound
 from tradeguard.secrets import Secret
 from tradeguard.vault import VENUES, CredentialInfo, schema_for
@@ -235,13 +235,7 @@ def remove_credential(
     """Delete a credential (then revoke the key at the venue too). Refused while one of your
     bots trades with it. Needs a step-up."""
     info = _owned(ctx, principal, credential_id)
-    bots = list_bots(ctx.engine, principal.account.name)
-    trading = [b for b in bots if b.connection == info.name]
-    if trading:
-        raise Conflict(
-            f"bot {trading[0].name} trades with credential {info.name}; remove the bot or give "
-            "it another connection first"
-        )
+    check_credential_unused(ctx.engine, principal.account.name, info.name)
     step_up(ctx, principal, body, ip)
     removed = ctx.vault.remove_credential(info.id, actor=principal.actor, ip=ip)
     return CredentialRemovedOut(
