@@ -3,12 +3,14 @@ on request and by its timeouts; a service-mode vault is always open."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 from tests.web.conftest import Api, TestUser
 
 from tradeguard.auth.accounts import Role
 from tradeguard.secrets import Password
+from tradeguard.web.app import sweep_unlock_sessions
 
 
 def _password_mode_user(api: Api) -> tuple[TestUser, str]:
@@ -86,3 +88,24 @@ def test_a_service_mode_vault_is_always_open_and_viewers_change_nothing(api: Api
     viewer = api.make_user(Role.VIEWER)
     refused = api.client.post("/api/vault/lock", headers=api.login(viewer).headers)
     assert refused.status_code == 403
+
+
+def test_expired_unlock_sessions_are_wiped_without_anyone_asking(api: Api) -> None:
+    """The server's sweeper (web.app) wipes an expired key on its own schedule; before, the key
+    stayed in memory until a vault status call or its user came by."""
+    user, vault_password = _password_mode_user(api)
+    headers = api.login(user).headers
+    api.client.post("/api/vault/unlock", json={"password": vault_password}, headers=headers)
+    sessions = api.ctx.vault.sessions
+    held = sessions.held()
+    assert held >= 1
+    api.clock.advance(api.ctx.settings.vault_idle_timeout)
+    assert sessions.held() == held  # expired, but its key is still in memory
+
+    async def run_sweeper_briefly() -> None:
+        sweeper = asyncio.create_task(sweep_unlock_sessions(sessions, every_s=0.01))
+        await asyncio.sleep(0.1)
+        sweeper.cancel()
+
+    asyncio.run(run_sweeper_briefly())
+    assert sessions.held() == 0

@@ -72,6 +72,12 @@ class UnlockSessions:
             session.last_used = now
             return session.key
 
+    def held(self) -> int:
+        """How many sessions hold a key, expired ones included until they are swept. (Not
+        `__len__`: an object with no open session must not read as false.)"""
+        with self._lock:
+            return len(self._open)
+
     def is_open(self, user_id: int) -> bool:
         now = self._clock.monotonic()
         with self._lock:

@@ -7,6 +7,9 @@ are off: open the schema in a viewer of your own (docs/api.md).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import tradeguard
+from tradeguard.vault import UnlockSessions
 from tradeguard.web.context import AppContext
 from tradeguard.web.errors import install_error_handlers
 from tradeguard.web.middleware import SecurityMiddleware
@@ -63,6 +67,8 @@ ROUTERS: list[APIRouter] = [
     vault.router,
 ]
 
+log = logging.getLogger(__name__)
+
 health = APIRouter(prefix="/api", tags=["health"])
 
 
@@ -72,10 +78,32 @@ async def get_health() -> HealthOut:
     return HealthOut()
 
 
+# How often the keys of expired vault unlock sessions are wiped, whether or not anyone asks.
+SWEEP_INTERVAL_S = 60.0
+
+
+async def sweep_unlock_sessions(sessions: UnlockSessions, every_s: float) -> None:
+    """Wipe expired unlock sessions' keys every `every_s` seconds, until cancelled. Without
+    this, an expired key would stay in memory until its user or a vault status call came by."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            sessions.sweep()
+        except Exception:  # the sweeper must outlive one bad pass
+            log.exception("sweeping vault unlock sessions failed; trying again in %.0f s", every_s)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    yield
-    await run_in_threadpool(_shut_down, app.state.ctx)
+    ctx: AppContext = app.state.ctx
+    sweeper = asyncio.create_task(sweep_unlock_sessions(ctx.vault.sessions, SWEEP_INTERVAL_S))
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+    await run_in_threadpool(_shut_down, ctx)
 
 
 def _shut_down(ctx: AppContext) -> None:
