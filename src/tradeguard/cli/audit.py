@@ -96,13 +96,16 @@ def verify_command(
             TimeRemainingColumn(),
             console=err,
             transient=True,
+            # No refresh thread: verify forks worker processes only from a single-threaded
+            # process (audit.blocks), so the bar is redrawn as each block is joined instead.
+            auto_refresh=False,
         ) as bar:
             task = bar.add_task("verifying", total=total)
             report = verify(
                 opened.engine,
                 opened.keys,
                 against=against,
-                progress=lambda done: bar.update(task, completed=done),
+                progress=lambda done: bar.update(task, completed=done, refresh=True),
             )
     where = f", {report.checkpoints} checkpoint(s) from {against}" if against else ""
     if report.ok:
