@@ -102,26 +102,40 @@ def ensure_account(
         return _account(conn.execute(query).one())
 
 
+# The statements of the order path are built once, with bound parameters (named `b_*` where
+# they are not column values), so SQLAlchemy compiles each once and reuses it: building a
+# statement per call cost more CPU than the database's work.
+_LOCK_ACCOUNT = sa.select(accounts).where(accounts.c.id == sa.bindparam("b_id")).with_for_update()
+_SAVE_COUNTERS = accounts.update().where(accounts.c.id == sa.bindparam("b_id"))
+_LEDGER = (
+    sa.select(balances)
+    .where(balances.c.account_id == sa.bindparam("b_account"))
+    .order_by(balances.c.currency)
+)
+_UPDATE_BALANCE = balances.update().where(
+    balances.c.account_id == sa.bindparam("b_account"),
+    balances.c.currency == sa.bindparam("b_currency"),
+)
+_INSERT_BALANCE = balances.insert()
+
+
 def lock_account(conn: sa.Connection, account_id: int) -> AccountRow:
     """The account row, locked until the transaction ends (PostgreSQL: FOR UPDATE; SQLite: the
     caller's BEGIN IMMEDIATE holds the database's write lock)."""
-    query = sa.select(accounts).where(accounts.c.id == account_id).with_for_update()
-    return _account(conn.execute(query).one())
+    return _account(conn.execute(_LOCK_ACCOUNT, {"b_id": account_id}).one())
 
 
 def save_counters(conn: sa.Connection, account: AccountRow) -> None:
     conn.execute(
-        accounts.update()
-        .where(accounts.c.id == account.id)
-        .values(order_seq=account.order_seq, trade_seq=account.trade_seq)
+        _SAVE_COUNTERS,
+        {"b_id": account.id, "order_seq": account.order_seq, "trade_seq": account.trade_seq},
     )
 
 
 def ledger_lines(conn: sa.Connection, account_id: int) -> dict[str, BalanceLine]:
-    query = sa.select(balances).where(balances.c.account_id == account_id)
     return {
         r.currency: BalanceLine(r.free, r.used)
-        for r in conn.execute(query.order_by(balances.c.currency))
+        for r in conn.execute(_LEDGER, {"b_account": account_id})
     }
 
 
@@ -129,15 +143,18 @@ def save_ledger(conn: sa.Connection, account_id: int, ledger: Ledger) -> None:
     for currency in sorted(ledger.changed):
         line = ledger.line(currency)
         done = conn.execute(
-            balances.update()
-            .where(balances.c.account_id == account_id, balances.c.currency == currency)
-            .values(free=line.free, used=line.used)
+            _UPDATE_BALANCE,
+            {"b_account": account_id, "b_currency": currency, "free": line.free, "used": line.used},
         )
         if done.rowcount == 0:
             conn.execute(
-                balances.insert().values(
-                    account_id=account_id, currency=currency, free=line.free, used=line.used
-                )
+                _INSERT_BALANCE,
+                {
+                    "account_id": account_id,
+                    "currency": currency,
+                    "free": line.free,
+                    "used": line.used,
+                },
             )
 
 
@@ -198,17 +215,40 @@ def _order(row: sa.Row[Any]) -> PaperOrderState:
     )
 
 
+_INSERT_ORDER = orders.insert()
+_UPDATE_ORDER = orders.update().where(
+    orders.c.account_id == sa.bindparam("b_account"), orders.c.seq == sa.bindparam("b_seq")
+)
+
+
+def _find_query(by_venue_id: bool, by_client_id: bool) -> sa.Select[Any]:
+    query = sa.select(orders).where(orders.c.account_id == sa.bindparam("b_account"))
+    if by_venue_id:
+        query = query.where(orders.c.venue_order_id == sa.bindparam("b_venue_id"))
+    if by_client_id:
+        query = query.where(orders.c.client_order_id == sa.bindparam("b_client_id"))
+    return query
+
+
+_FIND_ORDER = {(v, c): _find_query(v, c) for v in (False, True) for c in (False, True)}
+_OPEN_ORDERS = sa.select(orders).where(
+    orders.c.account_id == sa.bindparam("b_account"), orders.c.status == OrderStatus.OPEN.value
+)
+_OPEN_ORDERS_OF = {
+    False: _OPEN_ORDERS.order_by(orders.c.seq),
+    True: _OPEN_ORDERS.where(orders.c.symbol == sa.bindparam("b_symbol")).order_by(orders.c.seq),
+}
+
+
 def insert_order(conn: sa.Connection, account_id: int, order: PaperOrderState) -> None:
     conn.execute(
-        orders.insert().values(account_id=account_id, seq=order.seq, **_order_values(order))
+        _INSERT_ORDER, {"account_id": account_id, "seq": order.seq, **_order_values(order)}
     )
 
 
 def update_order(conn: sa.Connection, account_id: int, order: PaperOrderState) -> None:
     conn.execute(
-        orders.update()
-        .where(orders.c.account_id == account_id, orders.c.seq == order.seq)
-        .values(**_order_values(order))
+        _UPDATE_ORDER, {"b_account": account_id, "b_seq": order.seq, **_order_values(order)}
     )
 
 
@@ -219,12 +259,9 @@ def find_order(
     venue_order_id: str | None = None,
     client_order_id: str | None = None,
 ) -> PaperOrderState | None:
-    query = sa.select(orders).where(orders.c.account_id == account_id)
-    if venue_order_id is not None:
-        query = query.where(orders.c.venue_order_id == venue_order_id)
-    if client_order_id is not None:
-        query = query.where(orders.c.client_order_id == client_order_id)
-    row = conn.execute(query).first()
+    query = _FIND_ORDER[venue_order_id is not None, client_order_id is not None]
+    params = {"b_account": account_id, "b_venue_id": venue_order_id, "b_client_id": client_order_id}
+    row = conn.execute(query, params).first()
     return None if row is None else _order(row)
 
 
@@ -232,12 +269,9 @@ def open_orders(
     conn: sa.Connection, account_id: int, symbol: str | None = None
 ) -> list[PaperOrderState]:
     """Open orders in the order they were accepted (the order candles fill them in)."""
-    query = sa.select(orders).where(
-        orders.c.account_id == account_id, orders.c.status == OrderStatus.OPEN.value
-    )
-    if symbol is not None:
-        query = query.where(orders.c.symbol == symbol)
-    return [_order(r) for r in conn.execute(query.order_by(orders.c.seq))]
+    query = _OPEN_ORDERS_OF[symbol is not None]
+    params = {"b_account": account_id, "b_symbol": symbol}
+    return [_order(r) for r in conn.execute(query, params)]
 
 
 # -- trades ------------------------------------------------------------------------------------
@@ -300,9 +334,13 @@ def select_trades(
 # -- marks -------------------------------------------------------------------------------------
 
 
+_CANDLE_MARK = sa.select(marks).where(
+    marks.c.account_id == sa.bindparam("b_account"), marks.c.symbol == sa.bindparam("b_symbol")
+)
+
+
 def candle_mark(conn: sa.Connection, account_id: int, symbol: str) -> Candle | None:
-    query = sa.select(marks).where(marks.c.account_id == account_id, marks.c.symbol == symbol)
-    row = conn.execute(query).first()
+    row = conn.execute(_CANDLE_MARK, {"b_account": account_id, "b_symbol": symbol}).first()
     if row is None:
         return None
     return Candle(int(row.ts_ms), row.open, row.high, row.low, row.close, row.volume)
