@@ -39,8 +39,8 @@ class HaltedWhileJournaling(SqlRiskStore):
     """The journal of this process; the moment it commits an order, the operator's
     `risk halt` (another process, its own connection) commits a halt of the bot."""
 
-    def record_order(self, order: StoredOrder, at: datetime) -> None:
-        super().record_order(order, at)
+    async def record_order_async(self, order: StoredOrder, at: datetime) -> None:
+        await super().record_order_async(order, at)
         operator = SqlRiskStore(create_engine(resolve_database(None, self.data, production=False)))
         operator.save_state(Scope.bot(order.bot), TradingState.HALTED, "panic", "operator", at)
 

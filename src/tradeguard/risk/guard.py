@@ -74,7 +74,7 @@ class GuardedVenue:
         self._sending[bot] += 1
         try:
             if self.journal is not None:
-                self.journal.record_order(
+                await self.journal.record_order_async(
                     StoredOrder(cid, bot, self.account, request.symbol), self.engine.clock.now()
                 )
                 # Journaled first, then the states read again: a halt that the journal read
@@ -94,14 +94,14 @@ class GuardedVenue:
         except OrderOutcomeUnknown:
             raise  # stays booked: it may be open at the venue until reconciled
         except BaseException:
-            self._ended(bot, cid)
+            await self._ended(bot, cid)
             raise
         finally:
             async with self._sent:
                 self._sending[bot] -= 1
                 self._sent.notify_all()
         if order.status.is_final and order.filled == 0:
-            self._ended(bot, cid)
+            await self._ended(bot, cid)
         return order
 
     async def cancel(self, bot: str, symbol: str, client_order_id: str) -> Order | None:
@@ -113,18 +113,18 @@ class GuardedVenue:
             order = await self.venue.cancel_order(symbol, client_order_id=client_order_id)
         except OrderNotFound:
             order = None
-        self._ended(bot, client_order_id)
+        await self._ended(bot, client_order_id)
         return order
 
     def owner(self, client_order_id: str) -> str | None:
         """The bot whose open order this is, if it is one of ours."""
         return self._owner.get(client_order_id)
 
-    def _ended(self, bot: str, cid: str) -> None:
+    async def _ended(self, bot: str, cid: str) -> None:
         self.engine.order_ended(bot, cid)
         self._owner.pop(cid, None)
         if self.journal is not None:
-            self.journal.forget_order(cid)
+            await self.journal.forget_order_async(cid)
 
     # -- restarts ------------------------------------------------------------------------------
 
@@ -170,7 +170,7 @@ class GuardedVenue:
         self._owner[cid] = bot
         await self.on_trades([t for t in trades if t.trade_id not in booked])
         if order.status.is_final and cid in self.engine.book(bot).orders:
-            self._ended(bot, cid)
+            await self._ended(bot, cid)
         await self._reconciled(bot, cid, order.status.value, filled=order.filled)
 
     async def _reconciled(self, bot: str, cid: str, found: str, **details: Decimal) -> None:
@@ -201,7 +201,7 @@ class GuardedVenue:
             if trade.client_order_id not in self.engine.book(bot).orders:
                 self._owner.pop(trade.client_order_id or "", None)
                 if self.journal is not None:
-                    self.journal.forget_order(trade.client_order_id or "")
+                    await self.journal.forget_order_async(trade.client_order_id or "")
         await self.act_on(trips)
         return trips
 
@@ -226,7 +226,7 @@ class GuardedVenue:
                 try:
                     await self.venue.create_order(approval.request)
                 except VenueError as error:
-                    self._ended(bot, cid)
+                    await self._ended(bot, cid)
                     log.error("could not close %s of bot %s after a trip: %s", symbol, bot, error)
 
     # -- halting -------------------------------------------------------------------------------

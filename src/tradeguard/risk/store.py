@@ -9,6 +9,7 @@ them again with `RiskEngine.restore_order`).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -32,6 +33,7 @@ from tradeguard.store.models import (
     RiskTrip,
     RiskUser,
 )
+from tradeguard.venues.paper.writer import GroupWriter
 from tradeguard.venues.types import Trade
 
 _STATES = cast(sa.Table, RiskState.__table__)
@@ -257,12 +259,38 @@ class SqlRiskStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        # `load_states` runs twice per order (the halt fence): a plain driver read from the
+        # pool, its own statement (SQLite autocommit; PostgreSQL rolled back after), so it sees
+        # every change committed before it runs, from any process. ~10 us instead of ~80 us.
+        self._states_sql = str(
+            sa.select(_STATES.c.scope, _STATES.c.state).compile(dialect=engine.dialect)
+        )
+        self._last_rows: list[tuple[str, str]] | None = None
+        self._last_states: dict[Scope, TradingState] = {}
+        self._parse_lock = threading.Lock()
 
     def _write(self) -> Any:
         return for_writing(self.engine.connect())
 
     def load_states(self) -> dict[Scope, TradingState]:
-        return {scope: s.state for scope, s in self.states().items()}
+        """Every stored state, as committed when this runs (a halt from another process
+        included). A read that fails raises: the caller refuses rather than guess."""
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(self._states_sql)
+                rows = sorted((str(r[0]), str(r[1])) for r in cursor.fetchall())
+            finally:
+                cursor.close()
+            conn.rollback()
+        finally:
+            conn.close()  # back to the pool
+        with self._parse_lock:
+            if rows != self._last_rows:
+                self._last_states = {Scope.parse(s): TradingState(v) for s, v in rows}
+                self._last_rows = rows
+            return dict(self._last_states)
 
     def states(self) -> dict[Scope, StoredState]:
         with self.engine.connect() as conn:
@@ -454,6 +482,24 @@ class SqlRiskStore:
         with self._write() as conn, conn.begin():
             conn.execute(sa.delete(_ORDERS).where(_ORDERS.c.client_order_id == client_order_id))
 
+    # The order path's versions: the same writes, committed on the engine's group writer
+    # (off the event loop, one commit for the writes waiting together); each returns once its
+    # write is committed, so "stored before sending" holds as with the methods above.
+
+    async def record_order_async(self, order: StoredOrder, at: datetime) -> None:
+        row = {
+            "client_order_id": order.client_order_id,
+            "bot": order.bot,
+            "account": order.account,
+            "symbol": order.symbol,
+            "created_at": at,
+        }
+        await GroupWriter.for_engine(self.engine).run(lambda conn: conn.execute(_INSERT, row))
+
+    async def forget_order_async(self, client_order_id: str) -> None:
+        row = {"cid": client_order_id}
+        await GroupWriter.for_engine(self.engine).run(lambda conn: conn.execute(_FORGET, row))
+
     def orders(self, bots: Iterable[str] | None = None) -> list[StoredOrder]:
         query = sa.select(_ORDERS).order_by(_ORDERS.c.created_at)
         if bots is not None:
@@ -461,6 +507,11 @@ class SqlRiskStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [StoredOrder(r.client_order_id, r.bot, r.account, r.symbol) for r in rows]
+
+
+# Built once (their compiled form is cached): the order path runs them per order.
+_INSERT = sa.insert(_ORDERS)
+_FORGET = sa.delete(_ORDERS).where(_ORDERS.c.client_order_id == sa.bindparam("cid"))
 
 
 def _bot_record(row: sa.Row[Any]) -> BotRecord:

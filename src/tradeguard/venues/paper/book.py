@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -32,9 +32,12 @@ from tradeguard.marketdata.candles import Candle
 from tradeguard.store.engine import for_writing
 from tradeguard.venues.paper import store
 from tradeguard.venues.paper.engine import Ledger, PaperOrderState
+from tradeguard.venues.paper.writer import GroupWriter
 from tradeguard.venues.types import BalanceLine, OrderStatus, Trade
 
 __all__ = ["BookTxn", "BookView", "Counters", "MemoryBook", "PaperBook", "SqlBook"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,12 @@ class PaperBook(Protocol):
     def writing(self) -> AbstractContextManager[BookTxn]: ...
 
     def reading(self) -> AbstractContextManager[BookView]: ...
+
+    async def write(self, work: Callable[[BookTxn], T]) -> T:
+        """`work(txn)` in one `writing()` transaction; its result once the transaction is
+        committed, or its error with nothing of it written. `work` does no I/O of its own,
+        has no effect outside `txn` (it may run twice) and may run on another thread."""
+        ...
 
 
 # -- SQL ---------------------------------------------------------------------------------------
@@ -192,6 +201,17 @@ class SqlBook:
         with self.engine.connect() as conn:
             yield _SqlView(conn, self._row.id)
 
+    async def write(self, work: Callable[[BookTxn], T]) -> T:
+        """`work` on the engine's writer thread (off the event loop), grouped with the writes
+        waiting beside it into one database transaction and one commit (`GroupWriter`), with
+        the account row locked first, as `writing()`."""
+        account_id = self._row.id
+
+        def run(conn: sa.Connection) -> T:
+            return work(_SqlTxn(conn, store.lock_account(conn, account_id)))
+
+        return await GroupWriter.for_engine(self.engine).run(run, lock=account_id)
+
 
 # -- memory ------------------------------------------------------------------------------------
 
@@ -246,6 +266,11 @@ class MemoryBook:
 
     def writing(self) -> MemoryBook:
         return self
+
+    async def write(self, work: Callable[[BookTxn], T]) -> T:
+        """`work` here and now (a backtest's replay stays deterministic)."""
+        with self:
+            return work(self)
 
     def reading(self) -> MemoryBook:
         return self

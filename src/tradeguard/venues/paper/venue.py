@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 
 import sqlalchemy as sa
 
@@ -62,6 +62,8 @@ from tradeguard.venues.types import (
 __all__ = ["CandleSource", "PaperVenue"]
 
 HISTORY_CANDLES = 10_000
+
+T = TypeVar("T")
 
 
 class CandleSource(Protocol):
@@ -174,6 +176,12 @@ class PaperVenue:
         self._check_open()
         return self._book.writing()
 
+    async def _write(self, work: Callable[[BookTxn], T]) -> T:
+        """`work` in one book transaction: off the event loop and grouped with other writes
+        into one commit for a database book, here and now for a memory book."""
+        self._check_open()
+        return await self._book.write(work)
+
     def _reading(self) -> AbstractContextManager[BookView]:
         self._check_open()
         return self._book.reading()
@@ -228,7 +236,8 @@ class PaperVenue:
             )
         if not 1 <= len(request.client_order_id) <= 64:
             raise InvalidOrder(f"{label}: a client order id is 1 to 64 characters", venue=self.name)
-        with self._writing() as book:
+
+        def place(book: BookTxn) -> Order:
             existing = book.find_order(client_order_id=request.client_order_id)
             if existing is not None:
                 rounded = dataclasses.replace(request, amount=round_amount(market, request.amount))
@@ -284,14 +293,17 @@ class PaperVenue:
             book.insert_order(order)
             book.save_ledger(ledger)
             book.save_counters(dataclasses.replace(counters, order_seq=seq))
-        return order.to_order()
+            return order.to_order()
+
+        return await self._write(place)
 
     async def cancel_order(
         self, symbol: str, *, venue_order_id: str | None = None, client_order_id: str | None = None
     ) -> Order:
         """Cancel an open order and release what it holds. A filled, canceled or expired
         order cannot be canceled (`OrderNotFound`, as real venues answer)."""
-        with self._writing() as book:
+
+        def cancel(book: BookTxn) -> Order:
             order = self._find(book, symbol, venue_order_id, client_order_id)
             if order.status.is_final:
                 raise OrderNotFound(
@@ -309,7 +321,9 @@ class PaperVenue:
             )
             book.update_order(order)
             book.save_ledger(ledger)
-        return order.to_order()
+            return order.to_order()
+
+        return await self._write(cancel)
 
     async def fetch_order(
         self, symbol: str, *, venue_order_id: str | None = None, client_order_id: str | None = None
@@ -391,13 +405,19 @@ class PaperVenue:
                 f"{self.name}: the {symbol} candle at {candle.ts_ms} is inconsistent (its high "
                 "or low does not bound its prices, or a value is negative); check the feed"
             )
-        with self._writing() as book:
+
+        def process(book: BookTxn) -> list[Trade] | None:
             mark = book.candle_mark(symbol)
             if mark is not None and candle.ts_ms <= mark.ts_ms:
-                return []
+                return None
             orders = book.open_orders(symbol)
             fills = self._fill(book, market, candle, orders) if orders else []
             book.save_mark(symbol, candle)
+            return fills
+
+        fills = await self._write(process)
+        if fills is None:
+            return []
         seen = self._seen.get(symbol)
         if seen is None:
             seen = self._seen[symbol] = collections.deque(maxlen=HISTORY_CANDLES)
