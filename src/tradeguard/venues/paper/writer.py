@@ -82,8 +82,8 @@ class _Job:
             self.loop.call_soon_threadsafe(settle)
 
 
-class _GroupFailed(Exception):
-    """A write of a group raised (the group is rolled back and run again one by one)."""
+class _WorkFailed(Exception):
+    """A `work` raised (its `__cause__`); not the database's BEGIN or COMMIT."""
 
 
 class GroupWriter:
@@ -109,6 +109,7 @@ class GroupWriter:
         self._jobs: collections.deque[_Job] = collections.deque()
         self._cond = threading.Condition()
         self._running = False
+        self._conn: sa.Connection | None = None  # the thread's, kept between groups
 
     async def run(self, work: Callable[[sa.Connection], T], *, lock: int | None = None) -> T:
         """`work(conn)` in the next group transaction; its result once that transaction is
@@ -162,6 +163,19 @@ class GroupWriter:
             group.append(job)
         return group
 
+    def _connection(self) -> sa.Connection:
+        """The thread's connection, kept open between groups (a pool checkout and its reset per
+        group cost more than a journal row); dropped after an error and when the thread ends."""
+        if self._conn is None:
+            self._conn = for_writing(self._engine.connect())
+        return self._conn
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -169,6 +183,7 @@ class GroupWriter:
                     self._cond.wait(self.IDLE_S)
                     if not self._jobs:
                         self._running = False
+                        self._disconnect()
                         return
                 group = self._take()
             if group:
@@ -180,13 +195,14 @@ class GroupWriter:
             return
         values: list[object] = []
         try:
-            with for_writing(self._engine.connect()) as conn, conn.begin():
+            conn = self._connection()
+            with conn.begin():
                 for job in group:
                     try:
                         values.append(job.work(conn))
                     except Exception as error:
-                        raise _GroupFailed from error
-        except _GroupFailed:
+                        raise _WorkFailed from error
+        except _WorkFailed:
             # One write raised: the whole transaction is rolled back, and each write runs
             # again alone, in order, so that only the one that raises fails (each `work` reads
             # what it needs in its transaction, so running it again is safe).
@@ -194,6 +210,7 @@ class GroupWriter:
                 self._commit_one(job)
             return
         except Exception as error:  # noqa: BLE001 - BEGIN or COMMIT failed: nothing was written
+            self._disconnect()
             for job in group:
                 job.deliver(False, error)
             return
@@ -203,9 +220,15 @@ class GroupWriter:
     def _commit_one(self, job: _Job) -> None:
         """One write in its own transaction: a `work` that raises rolls all of it back."""
         try:
-            with for_writing(self._engine.connect()) as conn, conn.begin():
-                value = job.work(conn)
+            conn = self._connection()
+            with conn.begin():
+                try:
+                    value = job.work(conn)
+                except Exception as error:
+                    raise _WorkFailed from error
         except Exception as error:  # noqa: BLE001 - the caller gets it; nothing was written
-            job.deliver(False, error)
+            if not isinstance(error, _WorkFailed):
+                self._disconnect()  # BEGIN or COMMIT failed: start again on a fresh connection
+            job.deliver(False, error.__cause__ if isinstance(error, _WorkFailed) else error)
             return
         job.deliver(True, value)
