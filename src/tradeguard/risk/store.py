@@ -24,6 +24,7 @@ from tradeguard.risk.limits import Breakers, breakers_from, breakers_to_table
 from tradeguard.risk.metrics import EquityPeak, TradeRecord
 from tradeguard.risk.states import Scope, TradingState
 from tradeguard.store.engine import for_writing
+from tradeguard.store.group_writer import GroupWriter
 from tradeguard.store.models import (
     RiskBot,
     RiskFill,
@@ -33,7 +34,6 @@ from tradeguard.store.models import (
     RiskTrip,
     RiskUser,
 )
-from tradeguard.venues.paper.writer import GroupWriter
 from tradeguard.venues.types import Trade
 
 _STATES = cast(sa.Table, RiskState.__table__)

@@ -30,9 +30,9 @@ import sqlalchemy as sa
 
 from tradeguard.marketdata.candles import Candle
 from tradeguard.store.engine import for_writing
+from tradeguard.store.group_writer import GroupWriter
 from tradeguard.venues.paper import store
 from tradeguard.venues.paper.engine import Ledger, PaperOrderState
-from tradeguard.venues.paper.writer import GroupWriter
 from tradeguard.venues.types import BalanceLine, OrderStatus, Trade
 
 __all__ = ["BookTxn", "BookView", "Counters", "MemoryBook", "PaperBook", "SqlBook"]

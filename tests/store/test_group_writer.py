@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.vault.conftest import engine  # SQLite and PostgreSQL
 
-from tradeguard.venues.paper.writer import GroupWriter
+from tradeguard.store.group_writer import GroupWriter
+
+__all__ = ["engine"]  # a fixture, used by name
 
 ROWS = sa.table("group_writer_rows", sa.column("k", sa.Integer))
 
