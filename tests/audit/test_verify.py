@@ -43,6 +43,7 @@ from tradeguard.audit.entry import Entry
 from tradeguard.audit.heads import append_checkpoint, origin_of
 from tradeguard.audit.merkle import ProofError, leaf_hash
 from tradeguard.audit.proofs import ProofRequestError, check_proof, consistency, inclusion
+from tradeguard.audit.reading import entries_from
 from tradeguard.audit.retention import prune
 from tradeguard.core.events import EventName
 from tradeguard.crypto import DataKey, Keyring
@@ -846,3 +847,25 @@ def test_proof_documents_are_plain_json(proved: AuditStore) -> None:
     assert json.loads(json.dumps(document)) == document
     assert document["tree_head"]["public_key"] == proved.keys.public_key_text(1)
     assert datetime.fromisoformat(document["tree_head"]["timestamp"]).tzinfo == UTC
+
+
+def test_text_that_is_not_utf8_is_shown_by_export_tail_and_the_api(audit_store: AuditStore) -> None:
+    """The reading path (`audit export`, `audit tail`, GET /api/audit) shows such a row with
+    U+FFFD instead of failing on it; verify (above) names it as modified."""
+    if audit_store.target.backend != "sqlite":
+        pytest.skip("PostgreSQL stores only valid UTF-8")
+    fill(audit_store, 5)
+    with audit_store.engine.begin() as conn:
+        unlock(conn)
+        conn.exec_driver_sql(
+            "UPDATE audit_log SET subject = CAST(x'62ff6f74' AS TEXT) WHERE seq = 3"
+        )
+    with audit_store.engine.connect() as conn:
+        page = entries_from(conn, 0, 10)
+        assert [e.seq for e in page] == [0, 1, 2, 3, 4]
+        assert page[3].subject == "b\ufffdot"
+        json.dumps([e.subject for e in page], ensure_ascii=False).encode("utf-8")
+        # the connection reads text strictly again afterwards
+        assert conn.exec_driver_sql("SELECT 'ok'").scalar() == "ok"
+        with pytest.raises(sa.exc.OperationalError):
+            conn.exec_driver_sql("SELECT subject FROM audit_log WHERE seq = 3").scalar()

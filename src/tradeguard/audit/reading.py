@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -13,9 +14,27 @@ __all__ = ["entries_from", "read_entries"]
 
 
 def read_entries(conn: sa.Connection, query: sa.Select[tuple[object, ...]]) -> Iterator[Entry]:
-    """The entries a select over the entries table returns, in its order."""
-    for row in conn.execute(query):
-        yield Entry(row.seq, row.ts, row.event, row.actor, row.subject, row.ip, row.details)
+    """The entries a select over the entries table returns, in its order.
+
+    SQLite keeps any bytes in a text column, and append never writes text that is not UTF-8:
+    such bytes were put there behind the log's back. They are shown as U+FFFD here, so that
+    export, tail and the API still show the row (verify names it as modified), instead of
+    failing on the driver's decode error.
+    """
+    driver: Any = conn.connection.driver_connection
+    lenient = conn.dialect.name == "sqlite"
+    if lenient:
+        previous, driver.text_factory = driver.text_factory, _replacing
+    try:
+        for row in conn.execute(query):
+            yield Entry(row.seq, row.ts, row.event, row.actor, row.subject, row.ip, row.details)
+    finally:
+        if lenient:
+            driver.text_factory = previous
+
+
+def _replacing(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
 
 
 def entries_from(conn: sa.Connection, first_seq: int, limit: int) -> list[Entry]:
