@@ -10,6 +10,8 @@ their routers or in a section of their own at the end.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Literal
 
@@ -97,9 +99,16 @@ class StepUpFields(Body):
     code: str | None = Field(default=None, max_length=MAX_CODE)
     password: SecretStr | None = Field(default=None, max_length=MAX_PASSWORD)
 
-    def proof(self) -> StepUp:
+    @contextmanager
+    def proof(self) -> Iterator[StepUp]:
+        """The proof for the block; its password buffer is wiped when the block ends, however
+        it ends."""
         password = None if self.password is None else password_of(self.password)
-        return StepUp(code=self.code, password=password)
+        try:
+            yield StepUp(code=self.code, password=password)
+        finally:
+            if password is not None:
+                password.wipe()
 
 
 class ErrorDetail(BaseModel):

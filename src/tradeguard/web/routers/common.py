@@ -37,9 +37,5 @@ def bot_of(ctx: AppContext, principal: Principal, bot_id: str) -> BotInfo:
 def step_up(ctx: AppContext, principal: Principal, body: StepUpFields, ip: str) -> None:
     """The fresh second factor (or current password) a sensitive action needs; raises if it
     is missing or wrong. The password's buffer is wiped either way."""
-    proof = body.proof()
-    try:
+    with body.proof() as proof:
         ctx.accounts.step_up(principal, proof, ip)
-    finally:
-        if proof.password is not None:
-            proof.password.wipe()

@@ -43,11 +43,6 @@ def _shown_once(codes: list[Token]) -> BackupCodesOut:
     return BackupCodesOut(backup_codes=shown)
 
 
-def _wipe(proof: StepUp) -> None:
-    if proof.password is not None:
-        proof.password.wipe()
-
-
 @router.get("", response_model=UserOut, responses=responses(401, 429))
 async def get_me(principal: Enrolling) -> UserOut:
     return UserOut.of(principal.account)
@@ -70,11 +65,8 @@ def end_session(
 ) -> OkOut:
     """End one of this account's sessions (another device), with a fresh proof (`code`, or
     `password` without a second factor)."""
-    proof = body.proof()
-    try:
+    with body.proof() as proof:
         ctx.accounts.end_session(principal, session_id, proof, ip)
-    finally:
-        _wipe(proof)
     return OkOut()
 
 
@@ -82,11 +74,8 @@ def end_session(
 def change_email(body: EmailChangeBody, principal: CurrentUser, ctx: Ctx, ip: ClientIp) -> UserOut:
     """A new address for password resets, with a fresh proof; reset links already sent stop
     working."""
-    proof = body.proof()
-    try:
+    with body.proof() as proof:
         account = ctx.accounts.change_email(principal, body.email, proof, ip)
-    finally:
-        _wipe(proof)
     return UserOut.of(account)
 
 
@@ -95,11 +84,8 @@ def begin_2fa(body: StepUpFields, principal: Enrolling, ctx: Ctx, ip: ClientIp) 
     """Start TOTP enrolment, with the current `password`: scan the QR code (or enter the
     otpauth URI) in an authenticator app, then confirm with one code. Starting again replaces
     a pending secret."""
-    proof = body.proof()
-    try:
+    with body.proof() as proof:
         enrolment = ctx.accounts.begin_totp(principal, proof, ip)
-    finally:
-        _wipe(proof)
     return EnrolmentOut(otpauth_uri=enrolment.uri, qr_svg=enrolment.qr_svg)
 
 
@@ -116,11 +102,8 @@ def confirm_2fa(body: CodeBody, principal: Enrolling, ctx: Ctx, response: Respon
 @router.post("/2fa/disable", response_model=OkOut, responses=responses(401, 403, 422, 429, 503))
 def disable_2fa(body: StepUpFields, principal: CurrentUser, ctx: Ctx, ip: ClientIp) -> OkOut:
     """Turn TOTP off (a fresh `code` needed). Admins cannot: they must keep it."""
-    proof = body.proof()
-    try:
+    with body.proof() as proof:
         ctx.accounts.disable_totp(principal, proof, ip)
-    finally:
-        _wipe(proof)
     return OkOut()
 
 
@@ -131,11 +114,8 @@ def regenerate_backup_codes(
     body: StepUpFields, principal: CurrentUser, ctx: Ctx, ip: ClientIp
 ) -> BackupCodesOut:
     """Replace every backup code with 10 new ones (a fresh `code` needed), shown once."""
-    proof = body.proof()
-    try:
+    with body.proof() as proof:
         codes = ctx.accounts.regenerate_backup_codes(principal, proof, ip)
-    finally:
-        _wipe(proof)
     return _shown_once(codes)
 
 
