@@ -46,6 +46,7 @@ from tradeguard.audit.log import STORED_NODE_LEVEL
 from tradeguard.audit.merkle import Frontier, leaf_hash
 from tradeguard.core.errors import StorageError
 from tradeguard.secrets.patterns import redact_text
+from tradeguard.store.engine import text_decoded
 
 __all__ = ["BLOCK_BITS", "Block", "BlockChecker", "Task", "fetch_rows", "summarize", "tasks"]
 
@@ -125,28 +126,17 @@ def _execute(conn: sa.Connection, start: int, end: int) -> Any:
     return cursor
 
 
-def _lenient(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
-
-
 def fetch_rows(conn: sa.Connection, start: int, end: int) -> list[tuple[Any, ...]]:
     """Entries [start, end) in seq order, as the driver's tuples. SQLite keeps any bytes in a
     text column: those that are not UTF-8 come back as lone surrogates (surrogateescape, which
     `leaf_data` encodes back to the same bytes) instead of failing the read, so a row filled
     with them is named like any other damage."""
-    driver: Any = conn.connection.driver_connection
-    lenient = conn.dialect.name == "sqlite"
-    if lenient:
-        previous, driver.text_factory = driver.text_factory, _lenient
-    try:
+    with text_decoded(conn, "surrogateescape"):
         cursor = _execute(conn, start, end)
         try:
             return cast(list[tuple[Any, ...]], cursor.fetchall())
         finally:
             cursor.close()
-    finally:
-        if lenient:
-            driver.text_factory = previous
 
 
 def _any_quoted(*columns: tuple[Any, ...]) -> bool:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import sqlalchemy as sa
 
 from tradeguard.audit import tables
 from tradeguard.audit.entry import Entry
+from tradeguard.store.engine import text_decoded
 
 __all__ = ["entries_from", "read_entries"]
 
@@ -21,20 +21,9 @@ def read_entries(conn: sa.Connection, query: sa.Select[tuple[object, ...]]) -> I
     export, tail and the API still show the row (verify names it as modified), instead of
     failing on the driver's decode error.
     """
-    driver: Any = conn.connection.driver_connection
-    lenient = conn.dialect.name == "sqlite"
-    if lenient:
-        previous, driver.text_factory = driver.text_factory, _replacing
-    try:
+    with text_decoded(conn, "replace"):
         for row in conn.execute(query):
             yield Entry(row.seq, row.ts, row.event, row.actor, row.subject, row.ip, row.details)
-    finally:
-        if lenient:
-            driver.text_factory = previous
-
-
-def _replacing(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
 
 
 def entries_from(conn: sa.Connection, first_seq: int, limit: int) -> list[Entry]:

@@ -14,6 +14,8 @@ application_name that shows up in `pg_stat_activity`.
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ __all__ = [
     "create_engine",
     "for_writing",
     "sqlite_files",
+    "text_decoded",
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -162,3 +165,21 @@ def connect_check(engine: Engine, target: DatabaseTarget) -> None:
             f"cannot open the database ({target.describe()}): {reason}; check "
             "TRADEGUARD_DATABASE_URL and that the server is running"
         ) from None
+
+
+@contextmanager
+def text_decoded(conn: sa.Connection, errors: str) -> Iterator[None]:
+    """Text columns read on `conn` inside the block decode UTF-8 with `errors` ("replace",
+    "surrogateescape"). SQLite keeps any bytes in a text column, and its driver fails the whole
+    read on bytes that are not UTF-8; PostgreSQL stores only valid UTF-8, so there nothing
+    changes."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver: Any = conn.connection.driver_connection
+    previous = driver.text_factory
+    driver.text_factory = lambda raw: raw.decode("utf-8", errors)
+    try:
+        yield
+    finally:
+        driver.text_factory = previous
