@@ -17,12 +17,25 @@ import pytest
 ROOT = Path(__file__).parents[2]
 
 
+def run_bench(script: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run bench/`script` with `args`; the JSON object it prints. Its stderr tail on failure."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
 @pytest.mark.parametrize("guard", ["c", "python"])
 def test_redaction_bench_reports_all_pipelines_and_no_leaks(guard: str) -> None:
-    argv = [sys.executable, str(ROOT / "bench" / "redaction.py"), "--lines", "2000"]
-    argv += ["--pool", "1000", *(["--python-guard"] if guard == "python" else [])]
-    done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=300)
-    result = json.loads(done.stdout)
+    python_guard = ["--python-guard"] if guard == "python" else []
+    result = run_bench("redaction.py", "--lines", "2000", "--pool", "1000", *python_guard)
     assert result["guard"] == guard
     for stream in ("representative", "adversarial"):
         figures = result[stream]
@@ -35,14 +48,7 @@ def test_redaction_bench_reports_all_pipelines_and_no_leaks(guard: str) -> None:
 
 
 def test_vault_bench_reports_every_figure_and_checks_the_rewrapped_keys() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "vault.py"), "--users", "200", "--skip-postgres"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    result = json.loads(done.stdout)
+    result = run_bench("vault.py", "--users", "200", "--skip-postgres")
     assert result["unlock_argon2id"]["unlock_median_ms"] > 0
     assert result["decrypt_field"]["decrypt_median_us"] > 0
     assert result["use_okx_credential"]["fields"] == 3
@@ -52,14 +58,7 @@ def test_vault_bench_reports_every_figure_and_checks_the_rewrapped_keys() -> Non
 
 
 def test_audit_bench_reports_every_figure_with_its_target() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "audit.py"), "--quick", "--skip-postgres"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    result = json.loads(done.stdout)
+    result = run_bench("audit.py", "--quick", "--skip-postgres")
     assert result["mode"] == "quick"
     assert result["large_log_build"]["entries"] == 20_000
     assert result["large_log_build"]["cache"] == "none (temporary)"
@@ -89,14 +88,7 @@ def test_audit_bench_reports_every_figure_with_its_target() -> None:
 
 
 def test_risk_bench_reports_checks_fills_baseline_and_the_target() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "risk.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    result = json.loads(done.stdout)
+    result = run_bench("risk.py", "--quick")
     assert result["mode"] == "quick"
     assert result["pre_trade_intent"]["pre_trade"]["p99_us"] > 0
     assert result["denied_halted"]["reason"] == "halted"
@@ -108,14 +100,7 @@ def test_risk_bench_reports_checks_fills_baseline_and_the_target() -> None:
 
 
 def test_order_path_bench_reports_echo_gateway_and_the_targets() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "order_path.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    result = json.loads(done.stdout)
+    result = run_bench("order_path.py", "--quick")
     assert result["mode"] == "quick"
     for path in ("echo", "gateway"):
         assert result[path]["one_in_flight"]["p99_us"] > 0
@@ -129,23 +114,7 @@ def test_order_path_bench_reports_echo_gateway_and_the_targets() -> None:
 
 @pytest.fixture(scope="module")
 def backtest_result() -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "backtest.py"),
-            "--bars",
-            "3000",
-            "--peer-bars",
-            "3000",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return run_bench("backtest.py", "--bars", "3000", "--peer-bars", "3000")
 
 
 def test_backtest_bench_reports_the_plain_loop_and_the_target(
@@ -200,15 +169,7 @@ def test_backtest_bench_tradeguard_makes_the_plain_loops_trades(
 def test_api_bench_reports_throughput_beside_bare_and_logins_under_attack(load: str) -> None:
     if load == "wrk" and shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (apt-get install wrk); the python client is tested")
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "api.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-        env={**os.environ, "TG_BENCH_LOAD": load},
-    )
-    result = json.loads(done.stdout)
+    result = run_bench("api.py", "--quick", env={**os.environ, "TG_BENCH_LOAD": load})
     figures = result["authenticated_get"]
     assert figures["bare_fastapi_rps"] > 0
     assert figures["tradeguard_rps"] > 0

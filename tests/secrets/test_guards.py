@@ -125,5 +125,12 @@ def test_the_field_guard_admits_every_credential_field_with_a_value(guard: objec
     assert not guard("api_key") & guards.FIELD  # a name with no value
 
 
+def test_the_unrolled_field_prefilter_admits_every_field_trigger() -> None:
+    """guards._may_hold_field is an unrolled copy of _FIELD_TRIGGERS, kept for speed."""
+    for word in guards._FIELD_TRIGGERS:
+        assert guards._may_hold_field(f"x {word} y"), word
+    assert not guards._may_hold_field("order filled at 64250.5, position flat")
+
+
 def test_the_installed_package_uses_the_c_guard() -> None:
     assert guards.ACCELERATED
