@@ -468,32 +468,18 @@ class SqlRiskStore:
 
     def record_order(self, order: StoredOrder, at: datetime) -> None:
         with self._write() as conn, conn.begin():
-            conn.execute(
-                sa.insert(_ORDERS).values(
-                    client_order_id=order.client_order_id,
-                    bot=order.bot,
-                    account=order.account,
-                    symbol=order.symbol,
-                    created_at=at,
-                )
-            )
+            conn.execute(_INSERT, _order_row(order, at))
 
     def forget_order(self, client_order_id: str) -> None:
         with self._write() as conn, conn.begin():
-            conn.execute(sa.delete(_ORDERS).where(_ORDERS.c.client_order_id == client_order_id))
+            conn.execute(_FORGET, {"cid": client_order_id})
 
     # The order path's versions: the same writes, committed on the engine's group writer
     # (off the event loop, one commit for the writes waiting together); each returns once its
     # write is committed, so "stored before sending" holds as with the methods above.
 
     async def record_order_async(self, order: StoredOrder, at: datetime) -> None:
-        row = {
-            "client_order_id": order.client_order_id,
-            "bot": order.bot,
-            "account": order.account,
-            "symbol": order.symbol,
-            "created_at": at,
-        }
+        row = _order_row(order, at)
         await GroupWriter.for_engine(self.engine).run(lambda conn: conn.execute(_INSERT, row))
 
     async def forget_order_async(self, client_order_id: str) -> None:
@@ -512,6 +498,16 @@ class SqlRiskStore:
 # Built once (their compiled form is cached): the order path runs them per order.
 _INSERT = sa.insert(_ORDERS)
 _FORGET = sa.delete(_ORDERS).where(_ORDERS.c.client_order_id == sa.bindparam("cid"))
+
+
+def _order_row(order: StoredOrder, at: datetime) -> dict[str, object]:
+    return {
+        "client_order_id": order.client_order_id,
+        "bot": order.bot,
+        "account": order.account,
+        "symbol": order.symbol,
+        "created_at": at,
+    }
 
 
 def _bot_record(row: sa.Row[Any]) -> BotRecord:
